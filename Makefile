@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` (the lab's report) and `make test`.
+# Both build .venv from nothing: torch is pinned to the CPU wheel on the machine's disk.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+PIP = $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt
+
+.PHONY: demo test lint bench setup-lab setup-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+
+$(VENV)/.lab: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e ".[lab]"
+	touch $@
+
+$(VENV)/.dev: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e ".[dev]"
+	touch $@
+
+setup-lab: $(VENV)/.lab
+setup-dev: $(VENV)/.dev
+
+demo: setup-lab
+	$(BIN)/optzoo demo
+
+test: setup-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -n 2 -q src tests
+
+bench: setup-dev
+	$(BIN)/python benchmarks/step_speed.py

@@ -1,0 +1,169 @@
+r"""Adam, with AMSGrad and decoupled weight decay as options.
+
+Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015
+(arXiv:1412.6980), Algorithm 1. For step :math:`t = 1, 2, \dots` and gradient
+:math:`g_t` (after ``maximize`` and coupled weight decay):
+
+.. math::
+
+    m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+    v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+    \hat m_t &= m_t / (1 - \beta_1^t), \qquad \hat v_t = v_t / (1 - \beta_2^t) \\
+    \theta_t &= \theta_{t-1} - \eta\, \hat m_t / (\sqrt{\hat v_t} + \epsilon)
+
+AMSGrad (Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond", ICLR
+2018) keeps :math:`v^{max}_t = \max(v^{max}_{t-1}, v_t)` and uses it in place of
+:math:`v_t`. Decoupled weight decay (Loshchilov & Hutter, "Decoupled Weight Decay
+Regularization", ICLR 2019) multiplies the parameters by
+:math:`1 - \eta\lambda` before the update instead of adding :math:`\lambda\theta`
+to the gradient.
+
+Deliberate choices, defaults following ``torch.optim.Adam``:
+
+* ``eps`` is added outside the square root. ``eps_inside_sqrt=True`` gives the
+  course notes' :math:`\eta / \sqrt{\hat v_t + \epsilon}`.
+* AMSGrad bias-corrects both moments, as torch does. ``amsgrad_bias_correction=False``
+  gives Reddi et al.'s Algorithm 2 (and the course notes):
+  :math:`\theta_t = \theta_{t-1} - \eta\, m_t / (\sqrt{v^{max}_t} + \epsilon)`, no
+  de-biasing because the max operation breaks it.
+* Decoupled decay is scaled by the current ``lr``, as torch's AdamW does.
+  ``decay_scaled_by_lr=False`` gives the paper's Algorithm 2, where the decay is
+  scaled by the schedule multiplier :math:`\eta_t = lr / lr_0` only
+  (:math:`lr_0` is the group's ``initial_lr``, set by torch's schedulers, or its
+  lr when the group was built).
+
+Example:
+    >>> import torch, optzoo
+    >>> w = torch.nn.Parameter(torch.ones(3))
+    >>> opt = optzoo.Adam([w], lr=0.1)
+    >>> w.sum().backward(); _ = opt.step()
+    >>> w.detach()
+    tensor([0.9000, 0.9000, 0.9000])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._core import ParamsT, ZooOptimizer, check_betas, check_bool, check_number, new_step_counter
+
+__all__ = ["Adam"]
+
+
+class Adam(ZooOptimizer):
+    """Adam / AMSGrad / AdamW (see the module docstring for the update rule)."""
+
+    state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        decoupled_weight_decay: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        eps_inside_sqrt: bool = False,
+        amsgrad_bias_correction: bool = True,
+        decay_scaled_by_lr: bool = True,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+            foreach=foreach,
+            eps_inside_sqrt=eps_inside_sqrt,
+            amsgrad_bias_correction=amsgrad_bias_correction,
+            decay_scaled_by_lr=decay_scaled_by_lr,
+        )
+        super().__init__(params, defaults)
+
+    def _check_hyper(self, group: dict[str, Any]) -> None:
+        check_betas("betas", group["betas"])
+        check_number("eps", group["eps"], 0.0)
+        for flag in ("amsgrad", "decoupled_weight_decay", "eps_inside_sqrt", "amsgrad_bias_correction",
+                     "decay_scaled_by_lr"):
+            check_bool(flag, group[flag])
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        group.setdefault("initial_lr", group["lr"])
+
+    def _decoupled_decay(self, group: dict[str, Any]) -> float:
+        if group["decay_scaled_by_lr"]:
+            return 1.0 - group["lr"] * group["weight_decay"]
+        schedule_multiplier = group["lr"] / group["initial_lr"] if group["initial_lr"] else 0.0
+        return 1.0 - schedule_multiplier * group["weight_decay"]
+
+    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
+        state["step"] = new_step_counter()
+        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+    def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        lr, eps = group["lr"], group["eps"]
+        state["step"] += 1
+        t = state["step"].item()
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+
+        m.lerp_(grad, 1 - beta1)  # m_t = beta1 m + (1 - beta1) g
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # v_t = beta2 v + (1 - beta2) g^2
+        bias1, bias2 = 1 - beta1**t, 1 - beta2**t
+        if group["amsgrad"]:
+            torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            v = state["max_exp_avg_sq"]
+            if not group["amsgrad_bias_correction"]:
+                bias1 = bias2 = 1.0
+        if group["eps_inside_sqrt"]:
+            denom = (v / bias2 + eps).sqrt()  # sqrt(v_hat + eps)
+        else:
+            denom = (v.sqrt() / math.sqrt(bias2)).add_(eps)  # sqrt(v_hat) + eps
+        param.addcdiv_(m, denom, value=-lr / bias1)  # theta -= lr * m_hat / denom
+
+    def _foreach_update(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+    ) -> None:
+        beta1, beta2 = group["betas"]
+        lr, eps = group["lr"], group["eps"]
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1.0)
+        exp_avgs = [s["exp_avg"] for s in states]
+        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        second = exp_avg_sqs
+        ts = [step.item() for step in steps]
+        bias1 = [1 - beta1**t for t in ts]
+        bias2 = [1 - beta2**t for t in ts]
+        if group["amsgrad"]:
+            second = [s["max_exp_avg_sq"] for s in states]
+            torch._foreach_maximum_(second, exp_avg_sqs)
+            if not group["amsgrad_bias_correction"]:
+                bias1 = bias2 = [1.0] * len(ts)
+        if group["eps_inside_sqrt"]:
+            denom = torch._foreach_div(second, bias2)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_sqrt_(denom)
+        else:
+            denom = torch._foreach_sqrt(second)
+            torch._foreach_div_(denom, [math.sqrt(b) for b in bias2])
+            torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / b for b in bias1])

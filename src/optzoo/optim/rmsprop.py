@@ -1,0 +1,9 @@
+"""Placeholder: RMSprop is being written."""
+
+from ._core import ZooOptimizer
+
+__all__ = ["RMSprop"]
+
+
+class RMSprop(ZooOptimizer):
+    pass

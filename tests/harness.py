@@ -1,0 +1,148 @@
+"""The capability table's types and the trajectory harness every optimizer test uses.
+
+An optimizer joins every generic test in ``test_zoo.py`` by adding one
+:class:`Case` to a ``cases_*.py`` file (and its name to ``ALL_CASES`` in
+``zoo_table.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+Factory = Callable[..., Any]  # (params, **hyper) -> object with .param_groups and .step()
+
+TOLERANCE = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float64: dict(rtol=1e-10, atol=1e-11)}
+
+
+@dataclass
+class Check:
+    """One hyper-parameter setting compared against an oracle over a whole trajectory."""
+
+    hyper: dict[str, Any]
+    oracle: Factory
+    oracle_hyper: dict[str, Any] | None = None  # what the oracle is given, when its names differ
+    lr_factors: Callable[[int], float] | None = None  # an LR schedule applied to both, step -> factor
+    steps: int = 60
+    label: str = ""
+
+    def id(self) -> str:
+        return self.label or ",".join(f"{k}={v}" for k, v in self.hyper.items()) or "defaults"
+
+
+@dataclass
+class Case:
+    """One optimizer's row in the capability table."""
+
+    name: str
+    make: Factory  # optzoo's optimizer: (params, **hyper)
+    checks: list[Check]  # oracle equality: torch.optim, the authors' code, or a paper transcription
+    bad_inputs: list[tuple[dict[str, Any], str]]  # hyper that must raise, and the parameter the error names
+    convergence_drop: float = 0.5  # with default hyper-parameters, 200 full-batch steps on digits cut the loss by this
+    has_maximize: bool = True
+    has_foreach: bool = True
+    sparse: bool = False
+    complex: bool = False
+    oracle_name: str = ""
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TinyProblem:
+    """A small real model (a 2-layer tanh net with a scaled softmax output) and its loss.
+
+    Its parameters cover the shapes an optimizer must handle: a scalar, vectors,
+    a matrix and a non-contiguous (transposed) matrix.
+    """
+
+    def __init__(self, dtype: torch.dtype = torch.float64, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.dtype = dtype
+        self.x = torch.randn(16, 5, generator=g, dtype=torch.float64).to(dtype)
+        self.y = torch.randint(0, 3, (16,), generator=g)
+        self.initial = [
+            torch.randn(4, 5, generator=g, dtype=torch.float64).to(dtype).t(),  # non-contiguous (5, 4)
+            0.1 * torch.randn(4, generator=g, dtype=torch.float64).to(dtype),
+            torch.randn(4, 3, generator=g, dtype=torch.float64).to(dtype),
+            torch.tensor(1.5, dtype=dtype),  # scalar temperature
+        ]
+
+    def params(self) -> list[torch.Tensor]:
+        """A fresh copy of the initial parameters, as leaf tensors that require grad."""
+        out = []
+        for t in self.initial:
+            p = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype)
+            p.copy_(t)
+            out.append(p.requires_grad_())
+        return out
+
+    def loss(self, params: list[torch.Tensor]) -> torch.Tensor:
+        w1, b1, w2, scale = params
+        hidden = torch.tanh(self.x @ w1 + b1)
+        logits = scale * (hidden @ w2)
+        return torch.nn.functional.cross_entropy(logits.double(), self.y) + 0.01 * (w2.double() ** 2).sum()
+
+    def gradients(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
+        return list(torch.autograd.grad(self.loss(params), params))
+
+
+def set_grads(params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+    for p, g in zip(params, grads):
+        p.grad = g.detach().clone()
+
+
+def set_lr(optimizer: Any, factor: float, base: list[float]) -> None:
+    for group, lr in zip(optimizer.param_groups, base):
+        group["lr"] = lr * factor
+
+
+def compare_trajectories(
+    make_ours: Callable[[list[torch.Tensor]], Any],
+    make_oracle: Callable[[list[torch.Tensor]], Any],
+    dtype: torch.dtype,
+    steps: int,
+    lr_factors: Callable[[int], float] | None = None,
+) -> None:
+    """Step both optimizers on the same gradients (the model's, at the oracle's parameters)
+    and assert the parameters agree after every step."""
+    problem = TinyProblem(dtype)
+    ours_params, oracle_params = problem.params(), problem.params()
+    ours, oracle = make_ours(ours_params), make_oracle(oracle_params)
+    base_ours = [g["lr"] for g in ours.param_groups]
+    base_oracle = [g["lr"] for g in oracle.param_groups]
+    for t in range(steps):
+        if lr_factors is not None:
+            set_lr(ours, lr_factors(t), base_ours)
+            set_lr(oracle, lr_factors(t), base_oracle)
+        grads = problem.gradients(oracle_params)
+        set_grads(ours_params, grads)
+        set_grads(oracle_params, grads)
+        ours.step()
+        oracle.step()
+        for i, (a, b) in enumerate(zip(ours_params, oracle_params)):
+            assert torch.isfinite(b).all(), f"oracle diverged at step {t}: choose a gentler setting"
+            torch.testing.assert_close(
+                a.detach(), b.detach(), **TOLERANCE[dtype],
+                msg=lambda m, t=t, i=i: f"step {t}, parameter {i}: {m}",
+            )
+
+
+def run(make: Callable[[list[torch.Tensor]], Any], steps: int, problem: TinyProblem | None = None,
+        optimizer_params: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], Any]:
+    """Run ``steps`` steps with the model's own gradients; return the parameters and the optimizer."""
+    problem = problem or TinyProblem()
+    params = optimizer_params if optimizer_params is not None else problem.params()
+    optimizer = make(params)
+    for _ in range(steps):
+        set_grads(params, problem.gradients(params))
+        optimizer.step()
+    return params, optimizer
+
+
+def snapshot(optimizer: Any) -> dict[str, Any]:
+    return copy.deepcopy(optimizer.state_dict())
