@@ -28,6 +28,7 @@ SGD_SETTINGS = [
 SGD = Case(
     name="SGD",
     make=optzoo.SGD,
+    fused=True,
     oracle_name="torch.optim.SGD; Sutskever et al. 2013 transcription for velocity_form",
     checks=[Check(h, torch.optim.SGD) for h in SGD_SETTINGS]
     + [
@@ -49,6 +50,7 @@ SGD = Case(
         (dict(lr="fast"), "lr"),
         (dict(maximize="yes"), "maximize"),
     ],
+    convergence_drop=0.1,  # lr=1e-3 is torch's default: slow but steady
 )
 
 ADAM_SETTINGS = [
@@ -74,6 +76,7 @@ ADAM_BAD = [
 Adam = Case(
     name="Adam",
     make=optzoo.Adam,
+    fused=True,
     oracle_name="torch.optim.Adam; Reddi et al. 2018, Loshchilov & Hutter 2019 and the course notes transcribed",
     checks=[Check(h, torch.optim.Adam) for h in ADAM_SETTINGS]
     + [
@@ -94,6 +97,7 @@ Adam = Case(
 AdamW = Case(
     name="AdamW",
     make=optzoo.AdamW,
+    fused=True,
     oracle_name="torch.optim.AdamW",
     checks=[
         Check(h, torch.optim.AdamW)

@@ -45,6 +45,7 @@ class Case:
     convergence_drop: float = 0.5  # with default hyper-parameters, 200 full-batch steps on digits cut the loss by this
     has_maximize: bool = True
     has_foreach: bool = True
+    fused: bool = False  # foreach=None takes one of torch's fused kernels where it fits
     sparse: bool = False
     complex: bool = False
     oracle_name: str = ""

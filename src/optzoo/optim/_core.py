@@ -12,7 +12,9 @@ An algorithm subclasses :class:`ZooOptimizer` and writes four small methods:
 * ``_reference_update(group, param, grad, state)``: one tensor, in the paper's
   notation, the version a student reads;
 * ``_foreach_update(group, params, grads, states)``: the same update over lists
-  of tensors that share a device and dtype, with ``torch._foreach_*`` ops.
+  of tensors that share a device and dtype, with ``torch._foreach_*`` ops;
+* optionally ``_fused_update(...)``: one of torch's fused kernels, where it
+  computes exactly this algorithm; ``foreach=None`` (the default) prefers it.
 
 The gradients both update methods receive already carry ``maximize`` and
 coupled weight decay, and decoupled weight decay has already been applied to
@@ -39,6 +41,7 @@ __all__ = [
     "check_bool",
     "check_choice",
     "check_number",
+    "fused_kernel_applies",
     "group_by_device_and_dtype",
     "new_step_counter",
 ]
@@ -107,6 +110,17 @@ def new_step_counter() -> Tensor:
     through ``torch.distributed.checkpoint`` unchanged.
     """
     return torch.tensor(0.0, dtype=torch.float32)
+
+
+def fused_kernel_applies(params: Sequence[Tensor]) -> bool:
+    """Whether torch's fused optimizer kernels take these tensors: plain (not DTensor or
+    tensor-subclass) floating-point tensors on CPU or CUDA."""
+    first = params[0]
+    return (
+        all(type(p) in (Tensor, torch.nn.Parameter) for p in params)
+        and first.device.type in ("cpu", "cuda")
+        and first.dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+    )
 
 
 def group_by_device_and_dtype(tensors: Sequence[Tensor]) -> list[list[int]]:
@@ -205,19 +219,18 @@ class ZooOptimizer(Optimizer):
                 self._init_state(group, p, state)
             states.append(state)
         grads = [p.grad for p in params]
-        if self._use_foreach(group, params):
+        if group["foreach"] is not False:
             for bucket in group_by_device_and_dtype(params):
                 bucket_params = [params[i] for i in bucket]
-                bucket_grads = self._foreach_prepare(group, bucket_params, [grads[i] for i in bucket])
-                self._foreach_update(group, bucket_params, bucket_grads, [states[i] for i in bucket])
+                bucket_grads = [grads[i] for i in bucket]
+                bucket_states = [states[i] for i in bucket]
+                if group["foreach"] is None and self._fused_update(group, bucket_params, bucket_grads, bucket_states):
+                    continue
+                bucket_grads = self._foreach_prepare(group, bucket_params, bucket_grads)
+                self._foreach_update(group, bucket_params, bucket_grads, bucket_states)
         else:
             for p, grad, state in zip(params, grads, states):
                 self._reference_update(group, p, self._reference_prepare(group, p, grad), state)
-
-    def _use_foreach(self, group: dict[str, Any], params: list[Tensor]) -> bool:
-        if group["foreach"] is False:
-            return False
-        return not any(p.grad.is_sparse for p in params)
 
     # -------------------------------------------------- maximize and weight decay
     def _decoupled_decay(self, group: dict[str, Any]) -> float:
@@ -249,6 +262,17 @@ class ZooOptimizer(Optimizer):
         return grads
 
     # ------------------------------------------------------- the algorithm's part
+    def _fused_update(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+    ) -> bool:
+        """Update one bucket with a single fused kernel, if the algorithm has one that fits.
+
+        Called with the raw gradients (the kernel applies ``maximize`` and weight
+        decay itself) when ``foreach`` is None; return False to fall back to
+        ``_foreach_update``.
+        """
+        return False
+
     def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
         raise NotImplementedError
 

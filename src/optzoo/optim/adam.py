@@ -49,7 +49,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_betas, check_bool, check_number, new_step_counter
+from ._core import (
+    ParamsT,
+    ZooOptimizer,
+    check_betas,
+    check_bool,
+    check_number,
+    fused_kernel_applies,
+    new_step_counter,
+)
 
 __all__ = ["Adam"]
 
@@ -135,6 +143,34 @@ class Adam(ZooOptimizer):
         else:
             denom = (v.sqrt() / math.sqrt(bias2)).add_(eps)  # sqrt(v_hat) + eps
         param.addcdiv_(m, denom, value=-lr / bias1)  # theta -= lr * m_hat / denom
+
+    def _fused_update(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+    ) -> bool:
+        paper_form = group["eps_inside_sqrt"] or not group["amsgrad_bias_correction"]
+        scheduled_decay = group["decoupled_weight_decay"] and not group["decay_scaled_by_lr"]
+        if paper_form or scheduled_decay or not fused_kernel_applies(params):
+            return False
+        beta1, beta2 = group["betas"]
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1.0)
+        kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+        kernel(
+            params,
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else [],
+            steps,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            amsgrad=group["amsgrad"],
+            maximize=group["maximize"],
+        )
+        return True
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

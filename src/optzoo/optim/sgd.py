@@ -52,7 +52,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_bool, check_number
+from ._core import ParamsT, ZooOptimizer, check_bool, check_number, fused_kernel_applies
 
 __all__ = ["SGD"]
 
@@ -118,6 +118,32 @@ class SGD(ZooOptimizer):
                 b = state["momentum_buffer"].mul_(mu).add_(grad, alpha=1 - damp)  # b = mu b + (1-d) g
             direction = grad.add(b, alpha=mu) if group["nesterov"] else b
             param.add_(direction, alpha=-lr)  # theta -= lr (g + mu b) or lr b
+
+    def _fused_update(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+    ) -> bool:
+        if group["velocity_form"] or not fused_kernel_applies(params):
+            return False
+        with_momentum = group["momentum"] != 0
+        first_step = with_momentum and "momentum_buffer" not in states[0]
+        if with_momentum and any(("momentum_buffer" not in s) != first_step for s in states):
+            return False  # the kernel takes one is_first_step flag for the whole list
+        if first_step:
+            for s, p in zip(states, params):
+                s["momentum_buffer"] = torch.empty_like(p)
+        torch._fused_sgd_(
+            params,
+            grads,
+            [s["momentum_buffer"] for s in states] if with_momentum else [],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            lr=group["lr"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+            is_first_step=first_step,
+        )
+        return True
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

@@ -1,0 +1,266 @@
+"""Speed of one optimizer step: optzoo against its peers, measured in the same run.
+
+An optimizer step is memory-bound, so next to each contender's time this
+prints the fraction of the in-place bandwidth limit it reaches: the bytes the
+algorithm must move per parameter (read parameter, gradient and state; write
+parameter and state) over the time, divided by the bandwidth of an in-place
+``_foreach_add_`` over the same tensors, measured in the same run.
+
+Contenders are alternated within each repeat (the machines are noisy); each
+figure is the best over repeats of the median over ``--steps`` steps. The first
+step (state allocation, any compilation) is reported separately.
+
+    python benchmarks/step_speed.py                 # 16M parameters, 99 tensors
+    python benchmarks/step_speed.py --size 64 --only adam,sgd-momentum
+
+Writes benchmarks/results/step_speed.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+import optzoo
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def transformer_shapes(millions: float) -> list[tuple[int, ...]]:
+    """Tensor shapes of a small transformer: 8 blocks of width d plus an embedding, 99 tensors;
+    d = 384 gives 16.1M parameters, and d scales with the square root of ``millions``."""
+    d = max(16, int(round(384 * math.sqrt(millions / 16.1) / 16)) * 16)
+    vocab = 5000
+    shapes: list[tuple[int, ...]] = [(vocab, d)]
+    for _ in range(8):
+        shapes += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,), (d,), (d,), (4 * d, d), (4 * d,), (d, 4 * d), (d,)]
+    shapes += [(d,), (d,)]
+    return shapes
+
+
+@dataclass
+class Contender:
+    label: str
+    build: Callable[[list[torch.Tensor]], torch.optim.Optimizer]
+    peer: bool  # a peer, not optzoo
+    times: list[float] = field(default_factory=list)
+    first_step: float = float("nan")
+    state_bytes: int = 0
+    error: str = ""
+
+
+@dataclass
+class Algorithm:
+    name: str
+    bytes_per_param: int  # what the algorithm must read and write per float32 parameter
+    min_state: int  # state tensors per parameter the algorithm needs
+    contenders: list[Contender]
+
+
+def torch_paths(cls: type, **hyper) -> list[Contender]:
+    out = [
+        Contender(f"torch {cls.__name__} for-loop", lambda p: cls(p, foreach=False, **hyper), True),
+        Contender(f"torch {cls.__name__} foreach", lambda p: cls(p, foreach=True, **hyper), True),
+    ]
+    try:
+        cls([torch.zeros(1, requires_grad=True)], fused=True, **hyper)
+        out.append(Contender(f"torch {cls.__name__} fused", lambda p: cls(p, fused=True, **hyper), True))
+    except (TypeError, RuntimeError, ValueError):
+        pass
+    return out
+
+
+def optional_peer(label: str, module: str, attribute: str, **hyper) -> list[Contender]:
+    """A third-party implementation, when its package is installed (benchmark-only dependency)."""
+    try:
+        factory = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError):
+        return []
+    return [Contender(label, lambda p: factory(p, **hyper), True)]
+
+
+def ours(label: str, build: Callable[[list[torch.Tensor]], torch.optim.Optimizer]) -> Contender:
+    return Contender(f"optzoo {label}", build, False)
+
+
+def algorithms() -> list[Algorithm]:
+    T = torch.optim
+    return [
+        Algorithm("sgd", 12, 0, [ours("SGD", lambda p: optzoo.SGD(p, lr=0.01)), *torch_paths(T.SGD, lr=0.01)]),
+        Algorithm("sgd-momentum", 20, 1, [ours("SGD momentum", lambda p: optzoo.SGD(p, lr=0.01, momentum=0.9)),
+                                          *torch_paths(T.SGD, lr=0.01, momentum=0.9)]),
+        Algorithm("nesterov", 20, 1, [ours("SGD nesterov", lambda p: optzoo.SGD(p, lr=0.01, momentum=0.9,
+                                                                                 nesterov=True)),
+                                      *torch_paths(T.SGD, lr=0.01, momentum=0.9, nesterov=True)]),
+        Algorithm("adam", 28, 2, [ours("Adam", lambda p: optzoo.Adam(p)), *torch_paths(T.Adam)]),
+        Algorithm("adamw", 28, 2, [ours("AdamW", lambda p: optzoo.AdamW(p)), *torch_paths(T.AdamW)]),
+        Algorithm("amsgrad", 36, 3, [ours("Adam amsgrad", lambda p: optzoo.Adam(p, amsgrad=True)),
+                                     *torch_paths(T.Adam, amsgrad=True)]),
+        Algorithm("adagrad", 20, 1, [ours("Adagrad", lambda p: optzoo.Adagrad(p)), *torch_paths(T.Adagrad)]),
+        Algorithm("rmsprop", 20, 1, [ours("RMSprop", lambda p: optzoo.RMSprop(p)), *torch_paths(T.RMSprop)]),
+        Algorithm("adadelta", 28, 2, [ours("Adadelta", lambda p: optzoo.Adadelta(p)), *torch_paths(T.Adadelta)]),
+        Algorithm("adamax", 28, 2, [ours("Adamax", lambda p: optzoo.Adamax(p)), *torch_paths(T.Adamax)]),
+        Algorithm("nadam", 28, 2, [ours("NAdam", lambda p: optzoo.NAdam(p)), *torch_paths(T.NAdam)]),
+        Algorithm("radam", 28, 2, [ours("RAdam", lambda p: optzoo.RAdam(p)), *torch_paths(T.RAdam)]),
+        Algorithm("rprop", 28, 2, [ours("Rprop", lambda p: optzoo.Rprop(p)), *torch_paths(T.Rprop)]),
+        Algorithm("adabound", 28, 2, [
+            ours("AdaBound", lambda p: optzoo.AdaBound(p)),
+            *optional_peer("adabound (authors)", "adabound", "AdaBound"),
+            *optional_peer("pytorch-optimizer AdaBound", "pytorch_optimizer", "AdaBound"),
+            *optional_peer("torch-optimizer AdaBound", "torch_optimizer", "AdaBound"),
+        ]),
+        Algorithm("lookahead-adam", 28 + 16 // 5, 3, [
+            ours("Lookahead(Adam)", lambda p: optzoo.Lookahead(optzoo.Adam(p), k=5, alpha=0.5)),
+            Contender("torch-optimizer Lookahead(torch Adam)",
+                      lambda p: importlib.import_module("torch_optimizer").Lookahead(torch.optim.Adam(p)), True),
+            Contender("pytorch-optimizer Lookahead(torch Adam)",
+                      lambda p: importlib.import_module("pytorch_optimizer").Lookahead(torch.optim.Adam(p)), True),
+        ]),
+        Algorithm("ranger", 28 + 16 // 6, 3, [
+            ours("Ranger", lambda p: optzoo.Ranger(p)),
+            *optional_peer("pytorch_ranger Ranger", "pytorch_ranger", "Ranger"),
+            *optional_peer("pytorch-optimizer Ranger", "pytorch_optimizer", "Ranger"),
+        ]),
+        Algorithm("swats", 28, 2, [
+            ours("SWATS", lambda p: optzoo.SWATS(p)),
+            *optional_peer("torch-optimizer SWATS", "torch_optimizer", "SWATS"),
+            *optional_peer("pytorch-optimizer SWATS", "pytorch_optimizer", "SWATS"),
+        ]),
+    ]
+
+
+def make_tensors(shapes: list[tuple[int, ...]], seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
+    grads = [torch.randn(s, generator=g) * 1e-2 for s in shapes]
+    return params, grads
+
+
+def state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    total = 0
+    for state in optimizer.state.values():
+        for value in state.values():
+            if isinstance(value, torch.Tensor) and value.numel() > 1:
+                total += value.numel() * value.element_size()
+    slow = getattr(optimizer, "slow_weights", None)  # wrappers that keep copies outside .state
+    if isinstance(slow, dict):
+        total += sum(t.numel() * t.element_size() for t in slow.values())
+    return total
+
+
+def time_steps(optimizer: torch.optim.Optimizer, steps: int) -> float:
+    samples = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        optimizer.step()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def inplace_bandwidth(params: list[torch.Tensor], grads: list[torch.Tensor], steps: int) -> float:
+    """GB/s of ``p += g`` over the tensors: reads 8 bytes and writes 4 per float32 element."""
+    data = [p.detach() for p in params]
+    samples = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        torch._foreach_add_(data, grads, alpha=1e-9)
+        samples.append(time.perf_counter() - start)
+    numel = sum(p.numel() for p in params)
+    return 12 * numel / statistics.median(samples) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=float, default=16.0, help="millions of parameters (1 to 256)")
+    parser.add_argument("--steps", type=int, default=20, help="steps per timing (median taken)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats (best taken), contenders alternated")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", default="", help="comma-separated algorithm names")
+    parser.add_argument("--out", type=Path, default=RESULTS / "step_speed")
+    args = parser.parse_args()
+    if not 1 <= args.size <= 256:
+        parser.error("--size must be in [1, 256]")
+    torch.set_num_threads(args.threads)
+
+    shapes = transformer_shapes(args.size)
+    numel = sum(math.prod(s) for s in shapes)
+    chosen = [a for a in algorithms() if not args.only or a.name in args.only.split(",")]
+    print(f"{numel / 1e6:.1f}M float32 parameters in {len(shapes)} tensors, {args.threads} threads, "
+          f"torch {torch.__version__}")
+
+    bandwidths = []
+    for algorithm in chosen:
+        live = []
+        for contender in algorithm.contenders:
+            params, grads = make_tensors(shapes)
+            try:
+                optimizer = contender.build(params)
+                for p, g in zip(params, grads):
+                    p.grad = g
+                start = time.perf_counter()
+                optimizer.step()
+                contender.first_step = time.perf_counter() - start
+                contender.state_bytes = state_bytes(optimizer)
+                live.append((contender, optimizer))
+            except Exception as error:  # a peer that cannot run here is reported, not fatal
+                contender.error = f"{type(error).__name__}: {error}"[:120]
+        for _ in range(args.repeats):
+            for contender, optimizer in live:
+                contender.times.append(time_steps(optimizer, args.steps))
+        params, grads = make_tensors(shapes)
+        bandwidths.append(inplace_bandwidth(params, grads, args.steps))
+        del live
+    limit = max(bandwidths)
+
+    rows = []
+    lines = [
+        f"# Optimizer step speed: {numel / 1e6:.1f}M float32 parameters in {len(shapes)} tensors",
+        "",
+        f"`python benchmarks/step_speed.py --size {args.size:g} --steps {args.steps} --repeats {args.repeats} "
+        f"--threads {args.threads}` on {platform.processor() or platform.machine()}, torch {torch.__version__}. "
+        f"In-place bandwidth limit (`_foreach_add_`, same run): {limit:.1f} GB/s.",
+        "",
+        "| algorithm | contender | ms/step | vs best peer | of limit | first step ms | state B/param (min) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for algorithm in chosen:
+        ok = [c for c in algorithm.contenders if c.times]
+        best_peer = min((min(c.times) for c in ok if c.peer), default=float("nan"))
+        for contender in algorithm.contenders:
+            if contender.error:
+                lines.append(f"| {algorithm.name} | {contender.label} | failed: {contender.error} | | | | |")
+                continue
+            best = min(contender.times)
+            fraction = algorithm.bytes_per_param * numel / best / 1e9 / limit
+            ratio = best / best_peer
+            row = dict(algorithm=algorithm.name, contender=contender.label, peer=contender.peer, ms=best * 1e3,
+                       ratio_to_best_peer=ratio, fraction_of_limit=fraction, first_step_ms=contender.first_step * 1e3,
+                       state_bytes_per_param=contender.state_bytes / numel, min_state_bytes=4 * algorithm.min_state)
+            rows.append(row)
+            mark = "**" if not contender.peer else ""
+            lines.append(
+                f"| {algorithm.name} | {mark}{contender.label}{mark} | {best * 1e3:.1f} | {ratio:.2f}x | "
+                f"{fraction:.0%} | {contender.first_step * 1e3:.0f} | "
+                f"{contender.state_bytes / numel:.1f} ({4 * algorithm.min_state}) |"
+            )
+    lines += ["", "`vs best peer` < 1 means optzoo is faster. `of limit`: bytes the algorithm must move per step "
+              "over the time, as a fraction of the in-place bandwidth."]
+    report = "\n".join(lines)
+    print(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text(report + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps(dict(limit_gb_s=limit, numel=numel, rows=rows), indent=1))
+
+
+if __name__ == "__main__":
+    main()
