@@ -39,7 +39,7 @@ RESULTS = Path(__file__).parent / "results"
 def transformer_shapes(millions: float) -> list[tuple[int, ...]]:
     """Tensor shapes of a small transformer: 8 blocks of width d plus an embedding, 99 tensors;
     d = 384 gives 16.1M parameters, and d scales with the square root of ``millions``."""
-    d = max(16, int(round(384 * math.sqrt(millions / 16.1) / 16)) * 16)
+    d = max(16, round(384 * math.sqrt(millions / 16.1) / 16) * 16)
     vocab = 5000
     shapes: list[tuple[int, ...]] = [(vocab, d)]
     for _ in range(8):
@@ -94,25 +94,25 @@ def ours(label: str, build: Callable[[list[torch.Tensor]], torch.optim.Optimizer
 
 
 def algorithms() -> list[Algorithm]:
-    T = torch.optim
+    tor = torch.optim
     return [
-        Algorithm("sgd", 12, 0, [ours("SGD", lambda p: optzoo.SGD(p, lr=0.01)), *torch_paths(T.SGD, lr=0.01)]),
+        Algorithm("sgd", 12, 0, [ours("SGD", lambda p: optzoo.SGD(p, lr=0.01)), *torch_paths(tor.SGD, lr=0.01)]),
         Algorithm("sgd-momentum", 20, 1, [ours("SGD momentum", lambda p: optzoo.SGD(p, lr=0.01, momentum=0.9)),
-                                          *torch_paths(T.SGD, lr=0.01, momentum=0.9)]),
+                                          *torch_paths(tor.SGD, lr=0.01, momentum=0.9)]),
         Algorithm("nesterov", 20, 1, [ours("SGD nesterov", lambda p: optzoo.SGD(p, lr=0.01, momentum=0.9,
                                                                                  nesterov=True)),
-                                      *torch_paths(T.SGD, lr=0.01, momentum=0.9, nesterov=True)]),
-        Algorithm("adam", 28, 2, [ours("Adam", lambda p: optzoo.Adam(p)), *torch_paths(T.Adam)]),
-        Algorithm("adamw", 28, 2, [ours("AdamW", lambda p: optzoo.AdamW(p)), *torch_paths(T.AdamW)]),
+                                      *torch_paths(tor.SGD, lr=0.01, momentum=0.9, nesterov=True)]),
+        Algorithm("adam", 28, 2, [ours("Adam", lambda p: optzoo.Adam(p)), *torch_paths(tor.Adam)]),
+        Algorithm("adamw", 28, 2, [ours("AdamW", lambda p: optzoo.AdamW(p)), *torch_paths(tor.AdamW)]),
         Algorithm("amsgrad", 36, 3, [ours("Adam amsgrad", lambda p: optzoo.Adam(p, amsgrad=True)),
-                                     *torch_paths(T.Adam, amsgrad=True)]),
-        Algorithm("adagrad", 20, 1, [ours("Adagrad", lambda p: optzoo.Adagrad(p)), *torch_paths(T.Adagrad)]),
-        Algorithm("rmsprop", 20, 1, [ours("RMSprop", lambda p: optzoo.RMSprop(p)), *torch_paths(T.RMSprop)]),
-        Algorithm("adadelta", 28, 2, [ours("Adadelta", lambda p: optzoo.Adadelta(p)), *torch_paths(T.Adadelta)]),
-        Algorithm("adamax", 28, 2, [ours("Adamax", lambda p: optzoo.Adamax(p)), *torch_paths(T.Adamax)]),
-        Algorithm("nadam", 28, 2, [ours("NAdam", lambda p: optzoo.NAdam(p)), *torch_paths(T.NAdam)]),
-        Algorithm("radam", 28, 2, [ours("RAdam", lambda p: optzoo.RAdam(p)), *torch_paths(T.RAdam)]),
-        Algorithm("rprop", 28, 2, [ours("Rprop", lambda p: optzoo.Rprop(p)), *torch_paths(T.Rprop)]),
+                                     *torch_paths(tor.Adam, amsgrad=True)]),
+        Algorithm("adagrad", 20, 1, [ours("Adagrad", lambda p: optzoo.Adagrad(p)), *torch_paths(tor.Adagrad)]),
+        Algorithm("rmsprop", 20, 1, [ours("RMSprop", lambda p: optzoo.RMSprop(p)), *torch_paths(tor.RMSprop)]),
+        Algorithm("adadelta", 28, 2, [ours("Adadelta", lambda p: optzoo.Adadelta(p)), *torch_paths(tor.Adadelta)]),
+        Algorithm("adamax", 28, 2, [ours("Adamax", lambda p: optzoo.Adamax(p)), *torch_paths(tor.Adamax)]),
+        Algorithm("nadam", 28, 2, [ours("NAdam", lambda p: optzoo.NAdam(p)), *torch_paths(tor.NAdam)]),
+        Algorithm("radam", 28, 2, [ours("RAdam", lambda p: optzoo.RAdam(p)), *torch_paths(tor.RAdam)]),
+        Algorithm("rprop", 28, 2, [ours("Rprop", lambda p: optzoo.Rprop(p)), *torch_paths(tor.Rprop)]),
         Algorithm("adabound", 28, 2, [
             ours("AdaBound", lambda p: optzoo.AdaBound(p)),
             *optional_peer("adabound (authors)", "adabound", "AdaBound"),

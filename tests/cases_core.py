@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from harness import Case, Check
-from paper_sgd_adam import LoshchilovAdamW, ReddiAMSGrad, SeedAdam, SutskeverSGD
 
 import optzoo
+from harness import Case, Check
+from paper_sgd_adam import LoshchilovAdamW, ReddiAMSGrad, SeedAdam, SutskeverSGD
 
 
 def decaying(t: int) -> float:

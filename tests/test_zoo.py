@@ -7,6 +7,7 @@ import re
 
 import pytest
 import torch
+
 from harness import TinyProblem, compare_trajectories, run, set_grads, snapshot
 from zoo_table import ALL_CASES
 
@@ -118,7 +119,7 @@ def test_foreign_or_mismatched_state_dict_is_refused_untouched(case):
     import optzoo
 
     hyper = first_hyper(case)
-    params, optimizer = run(lambda p: case.make(p, **hyper), 3)
+    _, optimizer = run(lambda p: case.make(p, **hyper), 3)
     before = snapshot(optimizer)
 
     other_class = optzoo.Adagrad if case.name != "Adagrad" else optzoo.RMSprop
@@ -144,7 +145,7 @@ def test_foreign_or_mismatched_state_dict_is_refused_untouched(case):
 BAD = [(case, bad) for case in ALL_CASES for bad in case.bad_inputs]
 
 
-@pytest.mark.parametrize(("case", "bad"), BAD, ids=[f"{c.name}-{b[1]}={list(b[0].values())[0]!r}" for c, b in BAD])
+@pytest.mark.parametrize(("case", "bad"), BAD, ids=[f"{c.name}-{b[1]}={next(iter(b[0].values()))!r}" for c, b in BAD])
 def test_bad_hyper_parameter_names_itself(case, bad):
     hyper, name = bad
     with pytest.raises((ValueError, TypeError), match=re.escape(name)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import cases_adaptive
 import cases_core
+import cases_wrappers
 
-ALL_CASES = [*cases_core.CASES]
+ALL_CASES = [*cases_core.CASES, *cases_adaptive.CASES, *cases_wrappers.CASES]

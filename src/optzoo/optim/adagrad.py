@@ -1,9 +1,133 @@
-"""Placeholder: Adagrad is being written."""
+r"""Adagrad: each coordinate's step divided by the root of its summed squared gradients.
 
-from ._core import ZooOptimizer
+Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and
+Stochastic Optimization", JMLR 12 (2011), the diagonal form (eq. (1) with
+:math:`\mathrm{diag}(G_t)`). For step :math:`t = 1, 2, \dots` and gradient
+:math:`g_t` (after ``maximize`` and coupled weight decay), with
+:math:`s_0` = ``initial_accumulator_value``:
+
+.. math::
+
+    s_t &= s_{t-1} + g_t^2 \\
+    \eta_t &= \eta / (1 + (t - 1)\,\gamma) \\
+    \theta_t &= \theta_{t-1} - \eta_t\, g_t / (\sqrt{s_t} + \epsilon)
+
+where :math:`\gamma` is ``lr_decay`` (torch's inverse-time decay of the step;
+:math:`\gamma = 0`, the default, is the paper's constant :math:`\eta`) and
+:math:`\epsilon` is the paper's :math:`\delta`.
+
+Deliberate choices, defaults following ``torch.optim.Adagrad``:
+
+* ``initial_accumulator_value = 0`` (the default) is Duchi et al.'s
+  :math:`G_0 = 0`; a positive value starts the sum at :math:`s_0`, which damps
+  the first steps (no step is larger than :math:`\eta |g| / \sqrt{s_0}`).
+* Sparse gradients are refused (torch.optim.Adagrad accepts them): use
+  ``torch.optim.SparseAdam`` or a dense embedding.
+* With ``foreach=None`` (the default) CPU tensors take torch's fused Adagrad
+  kernel, which computes exactly this update.
+
+Example:
+    >>> import torch, optzoo
+    >>> w = torch.nn.Parameter(torch.zeros(2))
+    >>> opt = optzoo.Adagrad([w], lr=0.5)
+    >>> for _ in range(2):
+    ...     opt.zero_grad(); (w - 1).pow(2).sum().backward(); _ = opt.step()
+    >>> w.detach()
+    tensor([0.7236, 0.7236])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._core import ParamsT, ZooOptimizer, check_number, fused_kernel_applies, new_step_counter
 
 __all__ = ["Adagrad"]
 
 
 class Adagrad(ZooOptimizer):
-    pass
+    """Adagrad (see the module docstring for the update rule)."""
+
+    state_keys = ("step", "sum")
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+            maximize=maximize,
+            foreach=foreach,
+        )
+        super().__init__(params, defaults)
+
+    def _check_hyper(self, group: dict[str, Any]) -> None:
+        check_number("lr_decay", group["lr_decay"], 0.0)
+        check_number("initial_accumulator_value", group["initial_accumulator_value"], 0.0)
+        check_number("eps", group["eps"], 0.0)
+
+    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
+        state["step"] = new_step_counter()
+        state["sum"] = torch.full_like(
+            param, group["initial_accumulator_value"], memory_format=torch.preserve_format
+        )  # s_0
+
+    def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
+        state["step"] += 1
+        t = state["step"].item()
+        eta_t = group["lr"] / (1 + (t - 1) * group["lr_decay"])  # eta / (1 + (t-1) gamma)
+        s = state["sum"]
+
+        s.addcmul_(grad, grad, value=1)  # s_t = s_{t-1} + g^2
+        denom = s.sqrt().add_(group["eps"])  # sqrt(s_t) + eps
+        param.addcdiv_(grad, denom, value=-eta_t)  # theta -= eta_t g / denom
+
+    def _fused_update(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+    ) -> bool:
+        # The kernel reads the step counts where the parameters are; ours live on the CPU.
+        if not fused_kernel_applies(params) or params[0].device.type != "cpu":
+            return False
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1.0)
+        torch._fused_adagrad_(
+            params,
+            grads,
+            [s["sum"] for s in states],
+            steps,
+            lr=group["lr"],
+            lr_decay=group["lr_decay"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
+        )
+        return True
+
+    def _foreach_update(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+    ) -> None:
+        lr, lr_decay = group["lr"], group["lr_decay"]
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1.0)
+        sums = [s["sum"] for s in states]
+
+        torch._foreach_addcmul_(sums, grads, grads, 1.0)
+        denom = torch._foreach_sqrt(sums)
+        torch._foreach_add_(denom, group["eps"])
+        minus_eta = [-lr / (1 + (step.item() - 1) * lr_decay) for step in steps]
+        torch._foreach_addcdiv_(params, torch._foreach_mul(grads, minus_eta), denom)

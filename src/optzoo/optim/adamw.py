@@ -24,8 +24,8 @@ Example:
 
 from __future__ import annotations
 
-from .adam import Adam
 from ._core import ParamsT
+from .adam import Adam
 
 __all__ = ["AdamW"]
 

@@ -1,9 +1,371 @@
-"""Placeholder: Lookahead is being written."""
+r"""Lookahead: k steps forward with any optimizer, then one step back toward slow weights.
 
-from ._core import ZooOptimizer
+Zhang, Lucas, Hinton & Ba, "Lookahead Optimizer: k steps forward, 1 step back",
+NeurIPS 2019 (arXiv:1907.08610), Algorithm 1. With slow weights :math:`\phi`,
+fast weights :math:`\theta` (the model's parameters), an inner optimizer
+:math:`A`, synchronisation period :math:`k` and slow step size :math:`\alpha`:
+
+.. math::
+
+    \theta_{t,0} &= \phi_{t-1} \\
+    \theta_{t,i} &= \theta_{t,i-1} + A(L, \theta_{t,i-1}, d_i), \qquad i = 1, \dots, k \\
+    \phi_t &= \phi_{t-1} + \alpha\,(\theta_{t,k} - \phi_{t-1})
+
+Each call of :meth:`Lookahead.step` is one inner step; after every k-th one the
+slow weights move a fraction :math:`\alpha` toward the fast ones and the fast
+weights are reset to them. :math:`\alpha = 1` is the inner optimizer alone;
+:math:`\phi_0` is a copy of the parameters when the Lookahead is built.
+
+Deliberate choices:
+
+* The inner optimizer's state (momenta, second moments) carries on across
+  synchronisations; it is neither reset nor interpolated.
+* ``k``, ``alpha`` and the step counter are parameter-group entries
+  (``lookahead_k``, ``lookahead_alpha``, ``lookahead_step``) in the inner
+  optimizer's own groups, which the Lookahead shares: groups may differ in
+  ``k`` and ``alpha``, a group added later counts its own steps, and
+  ``ZeroRedundancyOptimizer`` (which copies group entries but never calls the
+  local optimizer's ``load_state_dict``) carries them.
+* The slow weights are per-parameter state (``state[p]["lookahead_slow"]``,
+  next to the inner optimizer's entries), so they travel through
+  ``ZeroRedundancyOptimizer`` and ``torch.distributed.checkpoint``. They appear
+  there from the first step on: before it the state is empty, as a fresh torch
+  optimizer's is (``torch.distributed.checkpoint`` relies on that).
+* torch-optimizer's ``Lookahead`` (0.3.0) starts its slow weights after the
+  first inner step and synchronises after steps 1, k+1, 2k+1, ... (its update
+  formula agrees, tested with its start aligned to Algorithm 1's); on torch 2.13
+  its ``state_dict()`` fails (it skips ``Optimizer.__init__``, whose hooks that
+  needs). Here ``param_groups`` is always the inner optimizer's, also after
+  ``load_state_dict`` (where torch builds new group dicts).
+
+Example:
+    >>> import torch, optzoo
+    >>> w = torch.nn.Parameter(torch.zeros(1))
+    >>> opt = optzoo.Lookahead(torch.optim.SGD([w], lr=1.0), k=2, alpha=0.5)
+    >>> for _ in range(2):
+    ...     w.grad = torch.tensor([-1.0]); _ = opt.step()
+    >>> w.detach()  # two SGD steps reach 2; the slow weights move half-way from 0
+    tensor([1.])
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from ._core import Closure, check_number, group_by_device_and_dtype
 
 __all__ = ["Lookahead"]
 
+SLOW = "lookahead_slow"  # per-parameter state entry: the slow weights phi
+K = "lookahead_k"  # group entries
+ALPHA = "lookahead_alpha"
+STEP = "lookahead_step"
 
-class Lookahead(ZooOptimizer):
-    pass
+
+def _check_k(name: str, k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 1, got {k!r}")
+    if k < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
+class Lookahead(Optimizer):
+    """Wrap ``optimizer`` (any ``torch.optim.Optimizer``) in Lookahead; see the module docstring.
+
+    The wrapper is itself an optimizer: its ``param_groups`` are the inner
+    optimizer's (so LR schedulers and ``GradScaler`` drive it directly), its
+    ``state`` shows the inner state and the slow weights, and its state dict
+    carries both plus the step counters.
+    """
+
+    def __init__(self, optimizer: Optimizer, k: int = 5, alpha: float = 0.5) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        if isinstance(optimizer, Lookahead):
+            raise TypeError("optimizer is already a Lookahead; wrapping it again would share its group entries")
+        k = _check_k("k", k)
+        alpha = check_number("alpha", alpha, 0.0, 1.0)
+        self.optimizer = optimizer
+        self._slow: dict[Tensor, Tensor] = {}  # phi, for the parameters whose group has stepped
+        self._slow_pending: dict[Tensor, Tensor] = {}  # phi_0, copied when the parameter joined
+        # Optimizer's own machinery (step hooks, profiling) without building parameter groups:
+        # those are the inner optimizer's.
+        super().__setstate__({"defaults": {**optimizer.defaults, K: k, ALPHA: alpha}})
+        self.state = _LookaheadState(self)
+        for group in self.param_groups:
+            self._adopt(group)
+
+    # ------------------------------------------------------------------ groups
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return self.optimizer.param_groups
+
+    @param_groups.setter
+    def param_groups(self, value: list[dict[str, Any]]) -> None:
+        self.optimizer.param_groups = value
+
+    def _adopt(self, group: dict[str, Any]) -> None:
+        """Give a group its Lookahead entries and its parameters their phi_0."""
+        group.setdefault(K, self.defaults[K])
+        group.setdefault(ALPHA, self.defaults[ALPHA])
+        group.setdefault(STEP, 0)
+        self._check_group(group)
+        for p in group["params"]:
+            if p not in self._slow and p not in self._slow_pending:
+                self._slow_pending[p] = p.detach().clone()
+
+    @staticmethod
+    def _check_group(group: dict[str, Any]) -> None:
+        _check_k(K, group[K])
+        check_number(ALPHA, group[ALPHA], 0.0, 1.0)
+        step = group[STEP]
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+            raise ValueError(f"{STEP} must be an integer >= 0, got {step!r}")
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group to the inner optimizer and give its parameters slow weights (a copy of them now)."""
+        if K in param_group:
+            _check_k(K, param_group[K])
+        if ALPHA in param_group:
+            check_number(ALPHA, param_group[ALPHA], 0.0, 1.0)
+        self.optimizer.add_param_group(param_group)
+        self._adopt(self.param_groups[-1])
+
+    # -------------------------------------------------------------------- step
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self, closure: Closure | None = None) -> Any:
+        """One inner step; after every k-th, phi += alpha (theta - phi) and theta = phi.
+
+        Returns the closure's loss (the inner optimizer evaluates the closure).
+        """
+        for group in self.param_groups:
+            if STEP not in group:  # added to the inner optimizer directly
+                self._adopt(group)
+            self._check_group(group)
+        loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p not in self._slow:  # the group's first step: phi_0 enters the state
+                        pending = self._slow_pending.pop(p, None)
+                        self._slow[p] = pending if pending is not None else p.detach().clone()
+                group[STEP] += 1
+                if group[STEP] % group[K] == 0:
+                    self._synchronise(group["params"], group[ALPHA])
+        return loss
+
+    def _synchronise(self, params: list[Tensor], alpha: float) -> None:
+        slows = [self._slow[p] for p in params]
+        for bucket in group_by_device_and_dtype(params):
+            fast = [params[i].detach() for i in bucket]
+            slow = [slows[i] for i in bucket]
+            torch._foreach_lerp_(slow, fast, alpha)  # phi = phi + alpha (theta - phi)
+            if type(params[bucket[0]]) in (Tensor, torch.nn.Parameter):
+                torch._foreach_copy_(fast, slow)  # theta = phi
+            else:  # DTensor has no _foreach_copy_
+                for f, s in zip(fast, slow, strict=True):
+                    f.copy_(s)
+
+    # -------------------------------------------------------------- state dict
+    def state_dict(self) -> dict[str, Any]:
+        """The inner optimizer's state dict, with each parameter's slow weights added to its state
+        (``lookahead_slow``) and ``lookahead_k``/``_alpha``/``_step`` in each group."""
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
+        inner = self.optimizer.state_dict()
+        state = {index: dict(entries) for index, entries in inner["state"].items()}
+        for group, saved in zip(self.param_groups, inner["param_groups"], strict=True):
+            for p, index in zip(group["params"], saved["params"], strict=True):
+                if p in self._slow:
+                    state.setdefault(index, {})[SLOW] = self._slow[p]
+        state_dict = {"state": state, "param_groups": inner["param_groups"]}
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            result = post_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict from :meth:`state_dict`; refuse, leaving everything untouched, one that
+        does not fit (another optimizer's, the inner optimizer's alone, other parameters)."""
+        name = f"{type(self).__name__}.load_state_dict"
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
+            raise ValueError(f"{name} expects a dict with 'state' and 'param_groups'")
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"{name}: the state dict has {len(saved_groups)} parameter groups, "
+                f"this optimizer has {len(self.param_groups)}"
+            )
+        slow: dict[Tensor, Tensor] = {}
+        for number, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=True)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"{name}: group {number} holds {len(saved['params'])} parameters in the state dict "
+                    f"and {len(group['params'])} here"
+                )
+            missing = {K, ALPHA, STEP} - set(saved)
+            if missing:
+                raise ValueError(
+                    f"{name}: group {number} lacks {sorted(missing)}; is this the inner optimizer's "
+                    "or another optimizer's state dict?"
+                )
+            try:
+                self._check_group(saved)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{name}: group {number}: {error}") from error
+            for p, index in zip(group["params"], saved["params"], strict=True):
+                value = saved_state.get(index, {}).get(SLOW)
+                if value is None:
+                    if saved[STEP] > 0:
+                        raise ValueError(f"{name}: parameter {index} has no slow weights ({SLOW})")
+                    continue
+                if not isinstance(value, Tensor) or value.shape != p.shape:
+                    raise ValueError(
+                        f"{name}: the slow weights of parameter {index} have shape "
+                        f"{getattr(value, 'shape', type(value).__name__)}, the parameter {tuple(p.shape)}"
+                    )
+                slow[p] = value.detach().to(device=p.device, dtype=p.dtype, copy=True)
+        inner = {
+            "state": {
+                index: {key: value for key, value in entries.items() if key != SLOW}
+                for index, entries in saved_state.items()
+                if set(entries) - {SLOW}
+            },
+            "param_groups": saved_groups,
+        }
+        try:
+            self.optimizer.load_state_dict(inner)
+        except (ValueError, KeyError, TypeError, RuntimeError) as error:
+            raise ValueError(f"{name}: the inner {type(self.optimizer).__name__} refused it: {error}") from error
+        # Nothing can fail from here on.
+        for group, saved in zip(self.param_groups, saved_groups, strict=True):
+            for key in (K, ALPHA, STEP):
+                group[key] = saved[key]
+            for p in group["params"]:
+                self._slow.pop(p, None)
+                self._slow_pending.pop(p, None)
+                if p in slow:
+                    self._slow[p] = slow[p]
+                else:  # saved before its first step: phi_0 is the parameter as it is now
+                    self._slow_pending[p] = p.detach().clone()
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
+
+    # ---------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "state"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.state = _LookaheadState(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__} over {self.optimizer!r}"
+
+
+def _on_param(param: Tensor, slow: Tensor) -> Tensor:
+    """Slow weights written from outside (ZeroRedundancyOptimizer moves 0-dim state to the CPU),
+    put back on the parameter's device and dtype."""
+    if slow.device != param.device or slow.dtype != param.dtype:
+        return slow.to(device=param.device, dtype=param.dtype)
+    return slow
+
+
+class _ParamState(MutableMapping):
+    """One parameter's entry of :attr:`Lookahead.state`: the inner optimizer's state for it,
+    plus its slow weights under ``lookahead_slow`` once its group has stepped."""
+
+    def __init__(self, owner: Lookahead, param: Tensor) -> None:
+        self._owner, self._param = owner, param
+
+    def _inner(self) -> Mapping[str, Any]:
+        return self._owner.optimizer.state.get(self._param, {})
+
+    def __getitem__(self, key: str) -> Any:
+        if key == SLOW and self._param in self._owner._slow:
+            return self._owner._slow[self._param]
+        return self._inner()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key == SLOW:
+            self._owner._slow[self._param] = _on_param(self._param, value)
+            self._owner._slow_pending.pop(self._param, None)
+        else:
+            self._owner.optimizer.state.setdefault(self._param, {})[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key == SLOW and self._param in self._owner._slow:
+            del self._owner._slow[self._param]
+        else:
+            del self._owner.optimizer.state[self._param][key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._inner()
+        if self._param in self._owner._slow:
+            yield SLOW
+
+    def __len__(self) -> int:
+        return len(self._inner()) + (self._param in self._owner._slow)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+class _LookaheadState(MutableMapping):
+    """:attr:`Lookahead.state`: parameter -> its inner state and slow weights.
+
+    Writing a whole entry (as ``ZeroRedundancyOptimizer.load_state_dict`` does) splits it
+    between the inner optimizer's state and the slow weights.
+    """
+
+    def __init__(self, owner: Lookahead) -> None:
+        self._owner = owner
+
+    def __getitem__(self, param: Tensor) -> _ParamState:
+        return _ParamState(self._owner, param)
+
+    def __setitem__(self, param: Tensor, entries: Mapping[str, Any]) -> None:
+        entries = dict(entries)
+        slow = entries.pop(SLOW, None)
+        self._owner.optimizer.state[param] = entries
+        if slow is not None:
+            self._owner._slow[param] = _on_param(param, slow)
+            self._owner._slow_pending.pop(param, None)
+
+    def __delitem__(self, param: Tensor) -> None:
+        found = self._owner.optimizer.state.pop(param, None) is not None
+        found = self._owner._slow.pop(param, None) is not None or found
+        if not found:
+            raise KeyError(param)
+
+    def __contains__(self, param: object) -> bool:
+        return param in self._owner._slow or bool(self._owner.optimizer.state.get(param))
+
+    def __iter__(self) -> Iterator[Tensor]:
+        inner = self._owner.optimizer.state
+        for param, entries in inner.items():
+            if entries or param in self._owner._slow:
+                yield param
+        for param in self._owner._slow:
+            if not inner.get(param):
+                yield param
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return repr({param: dict(self[param]) for param in self})

@@ -1,9 +1,153 @@
-"""Placeholder: NAdam is being written."""
+r"""NAdam: Adam with Nesterov momentum and a warming momentum schedule.
 
-from ._core import ZooOptimizer
+Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop,
+Algorithm 2, with the momentum schedule :math:`\mu_t = \beta_1 (1 - \tfrac12
+\cdot 0.96^{t\psi})` (:math:`\psi` = ``momentum_decay``; the paper's
+:math:`0.96^{t/250}` is :math:`\psi = 0.004`). For step :math:`t = 1, 2, \dots`
+and gradient :math:`g_t` (after ``maximize`` and coupled weight decay):
+
+.. math::
+
+    m_t &= \beta_1 m_{t-1} + (1 - \beta_1)\, g_t \\
+    v_t &= \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2 \\
+    \hat v_t &= v_t / (1 - \beta_2^t) \\
+    \theta_t &= \theta_{t-1} - \eta \left( \frac{(1 - \mu_t)\, g_t}{1 - \prod_{i=1}^{t} \mu_i}
+        + \frac{\mu_{t+1}\, m_t}{1 - \prod_{i=1}^{t+1} \mu_i} \right) \Big/ \left(\sqrt{\hat v_t} + \epsilon\right)
+
+Decoupled weight decay (``decoupled_weight_decay=True``, NAdamW) multiplies the
+parameters by :math:`1 - \eta\lambda` before the update instead of adding
+:math:`\lambda\theta` to the gradient.
+
+Deliberate choices, following ``torch.optim.NAdam``:
+
+* The first moment is averaged with the constant :math:`\beta_1`; the paper
+  averages with the scheduled :math:`\mu_t`. The schedule enters only the step.
+* The running product :math:`\prod_{i \le t} \mu_i` (state ``mu_product``) is
+  rounded to float32 after every multiplication, exactly as torch keeps it (a
+  float32 tensor; float64 when torch's default dtype is float64), so the
+  trajectories agree. It is stored as a Python float, so saving and loading a
+  state dict leaves it unchanged (torch casts it to the parameter's dtype on
+  load, after which a resumed torch.optim.NAdam drifts slightly).
+
+Example:
+    >>> import torch, optzoo
+    >>> w = torch.nn.Parameter(torch.zeros(2))
+    >>> opt = optzoo.NAdam([w], lr=0.1)
+    >>> w.grad = torch.tensor([1.0, -1.0]); _ = opt.step()
+    >>> w.detach()
+    tensor([-0.1056,  0.1056])
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._core import ParamsT, ZooOptimizer, check_betas, check_bool, check_number, new_step_counter
 
 __all__ = ["NAdam"]
 
 
+def _times(product: float, mu: float) -> float:
+    """``product * mu`` as torch computes it on its scalar state: in float32 unless the default
+    dtype is float64. (Two float32 numbers multiply exactly in float64, so rounding that
+    product once to float32 is the float32 multiplication.)"""
+    if torch.get_default_dtype() == torch.float64:
+        return product * mu
+    as_float32 = struct.Struct("f")
+    return as_float32.unpack(as_float32.pack(product * as_float32.unpack(as_float32.pack(mu))[0]))[0]
+
+
 class NAdam(ZooOptimizer):
-    pass
+    """NAdam / NAdamW (see the module docstring for the update rule)."""
+
+    state_keys = ("step", "mu_product", "exp_avg", "exp_avg_sq")
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+            foreach=foreach,
+        )
+        super().__init__(params, defaults)
+
+    def _check_hyper(self, group: dict[str, Any]) -> None:
+        check_betas("betas", group["betas"])
+        check_number("eps", group["eps"], 0.0)
+        check_number("momentum_decay", group["momentum_decay"], 0.0)
+        check_bool("decoupled_weight_decay", group["decoupled_weight_decay"])
+
+    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
+        state["step"] = new_step_counter()
+        state["mu_product"] = 1.0  # the empty product
+        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+    @staticmethod
+    def _schedule(group: dict[str, Any], t: float) -> tuple[float, float]:
+        """mu_t and mu_{t+1}."""
+        beta1, psi = group["betas"][0], group["momentum_decay"]
+        return beta1 * (1.0 - 0.5 * 0.96 ** (t * psi)), beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+
+    def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        lr = group["lr"]
+        state["step"] += 1
+        t = state["step"].item()
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        mu, mu_next = self._schedule(group, t)
+        prod = state["mu_product"] = _times(state["mu_product"], mu)  # prod_{i<=t} mu_i
+        prod_next = prod * mu_next  # prod_{i<=t+1} mu_i
+
+        m.lerp_(grad, 1 - beta1)  # m_t = beta1 m + (1 - beta1) g
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # v_t = beta2 v + (1 - beta2) g^2
+        denom = v.div(1 - beta2**t).sqrt_().add_(group["eps"])  # sqrt(v_hat_t) + eps
+        param.addcdiv_(grad, denom, value=-lr * (1 - mu) / (1 - prod))  # the current gradient's part
+        param.addcdiv_(m, denom, value=-lr * mu_next / (1 - prod_next))  # the look-ahead momentum's part
+
+    def _foreach_update(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+    ) -> None:
+        beta1, beta2 = group["betas"]
+        lr = group["lr"]
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1.0)
+        exp_avgs = [s["exp_avg"] for s in states]
+        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+        grad_scales, momentum_scales, bias2_roots = [], [], []
+        for step, state in zip(steps, states, strict=True):
+            t = step.item()
+            mu, mu_next = self._schedule(group, t)
+            prod = state["mu_product"] = _times(state["mu_product"], mu)
+            grad_scales.append(-lr * (1 - mu) / (1 - prod))
+            momentum_scales.append(-lr * mu_next / (1 - prod * mu_next))
+            bias2_roots.append((1 - beta2**t) ** 0.5)
+
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denom, bias2_roots)
+        torch._foreach_add_(denom, group["eps"])
+        torch._foreach_addcdiv_(params, grads, denom, grad_scales)
+        torch._foreach_addcdiv_(params, exp_avgs, denom, momentum_scales)

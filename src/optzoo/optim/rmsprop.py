@@ -1,9 +1,182 @@
-"""Placeholder: RMSprop is being written."""
+r"""RMSprop: the step divided by a moving root-mean-square of the gradients; centered and momentum forms.
 
-from ._core import ZooOptimizer
+Tieleman & Hinton, "Lecture 6.5 — rmsprop: divide the gradient by a running
+average of its recent magnitude", COURSERA Neural Networks for Machine
+Learning (2012), lecture 6e. For step :math:`t = 1, 2, \dots` and gradient
+:math:`g_t` (after ``maximize`` and coupled weight decay), with decay
+:math:`\alpha` and :math:`v_0 = 0`:
+
+.. math::
+
+    v_t &= \alpha v_{t-1} + (1 - \alpha)\, g_t^2 \\
+    \theta_t &= \theta_{t-1} - \eta\, g_t / (\sqrt{v_t} + \epsilon)
+
+Centered (Graves, "Generating Sequences With Recurrent Neural Networks",
+arXiv:1308.0850, 2013, eq. (38)-(41)) divides by an estimate of the standard
+deviation instead of the root mean square:
+
+.. math::
+
+    \bar g_t &= \alpha \bar g_{t-1} + (1 - \alpha)\, g_t \\
+    \sigma_t &= \sqrt{v_t - \bar g_t^2} + \epsilon
+
+and momentum :math:`\mu > 0` accumulates the normalised gradient,
+
+.. math::
+
+    b_t = \mu b_{t-1} + g_t / \sigma_t, \qquad \theta_t = \theta_{t-1} - \eta\, b_t
+
+(with :math:`\sigma_t = \sqrt{v_t} + \epsilon` when not centered).
+
+Deliberate choices, defaults following ``torch.optim.RMSprop``:
+
+* ``eps`` is added outside the square root. ``eps_inside_sqrt=True`` gives
+  :math:`\sqrt{v_t + \epsilon}` (:math:`\sqrt{v_t - \bar g_t^2 + \epsilon}`
+  centered), the course notes' form and Graves's eq. (40).
+* :math:`v_0 = 0`, so the first steps are large (:math:`v_1 = (1-\alpha) g_1^2`
+  gives a first step of :math:`\eta / \sqrt{1 - \alpha}` per unit sign).
+  ``init_with_first_grad=True`` starts as the course notes do,
+  :math:`v_1 = g_1^2` (their :math:`v_1 = g_0^2`, the first gradient), then the
+  same recursion; it changes :math:`v` only, never :math:`\bar g` or :math:`b`.
+* The momentum buffer holds gradient units (torch's form); Graves's
+  :math:`\Delta_t = -\eta b_t` is the same while :math:`\eta` is constant.
+
+Example:
+    >>> import torch, optzoo
+    >>> w = torch.nn.Parameter(torch.zeros(2))
+    >>> opt = optzoo.RMSprop([w], lr=0.1, init_with_first_grad=True)
+    >>> w.grad = torch.tensor([-4.0, 0.5]); _ = opt.step()
+    >>> w.detach()
+    tensor([ 0.1000, -0.1000])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._core import ParamsT, ZooOptimizer, check_bool, check_number, new_step_counter
 
 __all__ = ["RMSprop"]
 
 
 class RMSprop(ZooOptimizer):
-    pass
+    """RMSprop, optionally centered and with momentum (see the module docstring)."""
+
+    state_keys = ("step", "square_avg", "momentum_buffer", "grad_avg")
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        eps_inside_sqrt: bool = False,
+        init_with_first_grad: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+            foreach=foreach,
+            eps_inside_sqrt=eps_inside_sqrt,
+            init_with_first_grad=init_with_first_grad,
+        )
+        super().__init__(params, defaults)
+
+    def _check_hyper(self, group: dict[str, Any]) -> None:
+        check_number("alpha", group["alpha"], 0.0, 1.0)
+        check_number("eps", group["eps"], 0.0)
+        check_number("momentum", group["momentum"], 0.0, 1.0)
+        for flag in ("centered", "eps_inside_sqrt", "init_with_first_grad"):
+            check_bool(flag, group[flag])
+
+    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
+        state["step"] = new_step_counter()
+        state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        self._add_buffers(group, param, state)
+
+    @staticmethod
+    def _add_buffers(group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
+        """The momentum and centering buffers, made when first needed (a group may turn either on later)."""
+        if group["momentum"] > 0 and "momentum_buffer" not in state:
+            state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        if group["centered"] and "grad_avg" not in state:
+            state["grad_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+    def _square_weight(self, group: dict[str, Any], t: float) -> float:
+        """The weight of g_t^2 in v_t: 1 - alpha, or 1 at t = 1 for the course notes' v_1 = g^2 start."""
+        return 1.0 if group["init_with_first_grad"] and t == 1 else 1 - group["alpha"]
+
+    def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
+        lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
+        self._add_buffers(group, param, state)
+        state["step"] += 1
+        t = state["step"].item()
+        v = state["square_avg"]
+
+        v.mul_(alpha).addcmul_(grad, grad, value=self._square_weight(group, t))  # v_t = alpha v + (1-alpha) g^2
+        if group["centered"]:
+            g_bar = state["grad_avg"].lerp_(grad, 1 - alpha)  # g_bar_t = alpha g_bar + (1-alpha) g
+            var = v.addcmul(g_bar, g_bar, value=-1)  # v_t - g_bar_t^2
+        else:
+            var = v
+        # sigma = sqrt(v + eps), or sqrt(v) + eps
+        sigma = var.add(eps).sqrt_() if group["eps_inside_sqrt"] else var.sqrt().add_(eps)
+        if mu > 0:
+            b = state["momentum_buffer"].mul_(mu).addcdiv_(grad, sigma)  # b_t = mu b + g / sigma
+            param.add_(b, alpha=-lr)  # theta -= lr b
+        else:
+            param.addcdiv_(grad, sigma, value=-lr)  # theta -= lr g / sigma
+
+    def _foreach_update(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+    ) -> None:
+        lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
+        for p, s in zip(params, states, strict=True):
+            self._add_buffers(group, p, s)
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1.0)
+        square_avgs = [s["square_avg"] for s in states]
+
+        torch._foreach_mul_(square_avgs, alpha)
+        if group["init_with_first_grad"]:
+            weights = [self._square_weight(group, step.item()) for step in steps]
+            torch._foreach_addcmul_(square_avgs, grads, grads, weights)
+        else:
+            torch._foreach_addcmul_(square_avgs, grads, grads, 1 - alpha)
+        if group["centered"]:
+            grad_avgs = [s["grad_avg"] for s in states]
+            torch._foreach_lerp_(grad_avgs, grads, 1 - alpha)
+            sigma = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, -1)
+            if group["eps_inside_sqrt"]:
+                torch._foreach_add_(sigma, eps)
+                torch._foreach_sqrt_(sigma)
+            else:
+                torch._foreach_sqrt_(sigma)
+                torch._foreach_add_(sigma, eps)
+        elif group["eps_inside_sqrt"]:
+            sigma = torch._foreach_add(square_avgs, eps)
+            torch._foreach_sqrt_(sigma)
+        else:
+            sigma = torch._foreach_sqrt(square_avgs)
+            torch._foreach_add_(sigma, eps)
+        if mu > 0:
+            buffers = [s["momentum_buffer"] for s in states]
+            torch._foreach_mul_(buffers, mu)
+            torch._foreach_addcdiv_(buffers, grads, sigma)
+            torch._foreach_add_(params, buffers, alpha=-lr)
+        else:
+            torch._foreach_addcdiv_(params, grads, sigma, -lr)
