@@ -20,11 +20,23 @@ from .optim import (
     RMSprop,
     Rprop,
 )
+from .schedules import (
+    SGDR,
+    CyclicalLR,
+    ExponentialDecay,
+    FactorLR,
+    InverseTimeLR,
+    NoamLR,
+    PiecewiseConstant,
+    StepDecay,
+    WarmupLR,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SGD",
+    "SGDR",
     "SWATS",
     "AdaBound",
     "Adadelta",
@@ -32,10 +44,18 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "CyclicalLR",
+    "ExponentialDecay",
+    "FactorLR",
+    "InverseTimeLR",
     "Lookahead",
     "NAdam",
+    "NoamLR",
+    "PiecewiseConstant",
     "RAdam",
     "RMSprop",
     "Ranger",
     "Rprop",
+    "StepDecay",
+    "WarmupLR",
 ]

@@ -78,11 +78,36 @@ _OPTIMIZERS: dict[str, _Entry] = {
 }
 
 
+def _warmup(optimizer: Optimizer, warmup_steps: int, after: Any = None, **after_hyper: Any) -> Any:
+    """Linear warm-up, then ``after``: a scheduler, or a registered schedule name built with ``after_hyper``."""
+    from . import schedules as sched
+
+    if isinstance(after, str):
+        after = schedule(after, optimizer, **after_hyper)
+    elif after_hyper:
+        raise TypeError(
+            f"'warmup' takes no hyper-parameter {', '.join(sorted(after_hyper))} unless after names a schedule"
+        )
+    return sched.WarmupLR(optimizer, warmup_steps, after=after)
+
+
 def _schedule_table() -> dict[str, _Entry]:
     """The schedules, built on first use so that importing the registry stays light."""
     from torch.optim import lr_scheduler
 
+    from . import schedules as sched
+
+    inverse_time = "reciprocal eta_0 (1 + t/r)^-c: eta_0/t for c=1 (Robbins-Monro for 1/2 < c <= 1)"
     return {
+        "step": _Entry(sched.StepDecay, "step decay: multiply the LR by gamma every step_size steps"),
+        "piecewise": _Entry(sched.PiecewiseConstant, "piecewise constant: a pre-determined LR factor per interval"),
+        "exponential": _Entry(sched.ExponentialDecay, "exponential decay eta_0 e^(-t/r)"),
+        "inverse-time": _Entry(sched.InverseTimeLR, inverse_time),
+        "reciprocal": _Entry(sched.InverseTimeLR, f"= inverse-time: {inverse_time}"),
+        "warmup": _Entry(_warmup, "linear warm-up over warmup_steps, then any schedule (after=name or scheduler)"),
+        "noam": _Entry(sched.NoamLR, "Transformer (Noam): linear warm-up, then 1/sqrt(step), scaled by d_model^-0.5"),
+        "cyclical": _Entry(sched.CyclicalLR, "cyclical LR (Smith): triangular, triangular2 or exp_range cycles"),
+        "sgdr": _Entry(sched.SGDR, "SGDR: cosine annealing with warm restarts (T_0, T_mult, eta_min)"),
         "plateau": _Entry(lr_scheduler.ReduceLROnPlateau, "performance-dependent: cut the LR when a metric stalls"),
         "onecycle": _Entry(lr_scheduler.OneCycleLR, "one cycle: warm up to max_lr, then anneal far below the start"),
     }
