@@ -235,3 +235,12 @@ def test_lr_find_bad_options(tmp_path, capsys):
     assert code == 2 and "choose from: sgd" in err
     code, err = exit_code_and_error(capsys, ["lr-find", "--start-lr", "1", "--end-lr", "0.1", "--out", str(tmp_path)])
     assert code == 2 and "--end-lr" in err
+
+
+def test_every_registered_schedule_plots_with_its_defaults(tmp_path):
+    """Each schedule's default hyper-parameters in the CLI match the class's keyword names."""
+    names = ",".join(registry.schedules())
+    assert main(["schedule", "--schedules", names, "--steps", "200", "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "schedules.md").read_text()
+    for name in registry.schedules():
+        assert f"| {name} |" in table

@@ -191,7 +191,8 @@ def _build_schedule(config: RunConfig, optimizer: Any, lr: float, steps_per_epoc
 
 
 def _is_plateau(schedule: Any) -> bool:
-    return type(schedule).__name__ == "ReduceLROnPlateau"
+    # WarmupLR handing over to ReduceLROnPlateau needs the metric too (it says so by needs_metrics).
+    return type(schedule).__name__ == "ReduceLROnPlateau" or getattr(schedule, "needs_metrics", False)
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
