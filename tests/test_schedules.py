@@ -124,7 +124,11 @@ def piecewise(t: int) -> float:
 
 CASES = {
     "step": (lambda o: StepDecay(o, step_size=300, gamma=0.5), lambda t: LR0 * 0.5 ** (t // 300)),
-    "piecewise": (lambda o: PiecewiseConstant(o, [500, 1200, 2000], [1.0, 0.3, 0.1, 0.01]), piecewise),
+    "piecewise": (lambda o: PiecewiseConstant(o, [500, 1200, 2000], factors=[1.0, 0.3, 0.1, 0.01]), piecewise),
+    "piecewise gamma": (
+        lambda o: PiecewiseConstant(o, milestones=[400, 900, 1700], gamma=0.5),
+        lambda t: LR0 * 0.5 ** sum(t >= m for m in (400, 900, 1700)),
+    ),
     "exponential": (lambda o: ExponentialDecay(o, r=700.0), lambda t: LR0 * math.exp(-t / 700.0)),
     "inverse-time c=1": (lambda o: InverseTimeLR(o, r=50.0, c=1.0), lambda t: LR0 / (1 + t / 50.0)),
     "eta0/t^2 (r=1, c=2)": (lambda o: InverseTimeLR(o, r=1.0, c=2.0), lambda t: LR0 / (t + 1) ** 2),
@@ -430,9 +434,11 @@ BAD = [
     (lambda o: StepDecay(o, step_size=0), ValueError, "step_size"),
     (lambda o: StepDecay(o, step_size=2.5), ValueError, "step_size must be an integer"),
     (lambda o: StepDecay(o, step_size=10, gamma=1.5), ValueError, r"gamma must be in \(0, 1\]"),
-    (lambda o: PiecewiseConstant(o, [5, 3], [1, 0.1, 0.01]), ValueError, "strictly increasing"),
-    (lambda o: PiecewiseConstant(o, [5], [1, 0.1, 0.01]), ValueError, "len\\(boundaries\\) \\+ 1"),
-    (lambda o: PiecewiseConstant(o, [5], [1, -0.1]), ValueError, "factors\\[1\\]"),
+    (lambda o: PiecewiseConstant(o, [5, 3], factors=[1, 0.1, 0.01]), ValueError, "strictly increasing"),
+    (lambda o: PiecewiseConstant(o, [5], factors=[1, 0.1, 0.01]), ValueError, "len\\(milestones\\) \\+ 1"),
+    (lambda o: PiecewiseConstant(o, [5], factors=[1, -0.1]), ValueError, "factors\\[1\\]"),
+    (lambda o: PiecewiseConstant(o, [5], gamma=1.5), ValueError, "gamma must be in \\(0, 1\\]"),
+    (lambda o: PiecewiseConstant(o, 5), TypeError, "milestones must be a sequence"),
     (lambda o: ExponentialDecay(o, r=0), ValueError, r"r must be in \(0, inf\)"),
     (lambda o: InverseTimeLR(o, r=1.0, c=-1.0), ValueError, r"c must be in \[0, inf\)"),
     (lambda o: InverseTimeLR(o, r=float("nan")), ValueError, "r must be"),
@@ -676,7 +682,7 @@ def test_registry_builds_every_schedule_by_name_with_the_class_keywords():
     optimizer = _optimizer()
     built = {
         "step": registry.schedule("step", optimizer, step_size=10, gamma=0.5),
-        "piecewise": registry.schedule("piecewise", _optimizer(), boundaries=[5], factors=[1.0, 0.1]),
+        "piecewise": registry.schedule("piecewise", _optimizer(), milestones=[5], factors=[1.0, 0.1]),
         "exponential": registry.schedule("exponential", _optimizer(), r=100.0),
         "inverse-time": registry.schedule("inverse-time", _optimizer(), r=2.0, c=1.0),
         "reciprocal": registry.schedule("reciprocal", _optimizer(), c=0.75),

@@ -31,7 +31,7 @@ def _step(n: int, lr: float) -> dict[str, Any]:
 
 
 def _piecewise(n: int, lr: float) -> dict[str, Any]:
-    return {"boundaries": [max(1, n // 3), max(2, 2 * n // 3)], "factors": [1.0, 0.1, 0.01]}
+    return {"milestones": [max(1, n // 3), max(2, 2 * n // 3)], "gamma": 0.1}
 
 
 def _exponential(n: int, lr: float) -> dict[str, Any]:

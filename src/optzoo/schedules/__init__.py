@@ -10,7 +10,7 @@ dataclass, see :mod:`optzoo.schedules.functions`), then a
 class                       learning rate at step t                               file
 ==========================  ====================================================  ==================
 ``StepDecay``               eta_0 gamma^floor(t / step_size)                      ``step.py``
-``PiecewiseConstant``       eta_0 factors[k], k = #boundaries <= t                ``step.py``
+``PiecewiseConstant``       eta_0 gamma^k or factors[k], k = #milestones <= t     ``step.py``
 ``ExponentialDecay``        eta_0 e^(-t/r)                                        ``exponential.py``
 ``InverseTimeLR``           eta_0 (1 + t/r)^-c  (eta_0/t: c=1; eta_0/t^2: c=2)    ``inverse_time.py``
 ``NoamLR``                  eta_0 d^-0.5 min(s^-0.5, s w^-1.5), s = t + 1         ``noam.py``
