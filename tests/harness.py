@@ -133,11 +133,11 @@ def compare_trajectories(
             )
 
 
-def run(make: Callable[[list[torch.Tensor]], Any], steps: int, problem: TinyProblem | None = None,
-        optimizer_params: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], Any]:
+def run(make: Callable[[list[torch.Tensor]], Any], steps: int,
+        problem: TinyProblem | None = None) -> tuple[list[torch.Tensor], Any]:
     """Run ``steps`` steps with the model's own gradients; return the parameters and the optimizer."""
     problem = problem or TinyProblem()
-    params = optimizer_params if optimizer_params is not None else problem.params()
+    params = problem.params()
     optimizer = make(params)
     for _ in range(steps):
         set_grads(params, problem.gradients(params))
