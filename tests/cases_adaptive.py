@@ -103,6 +103,7 @@ RMSPROP_SETTINGS = [
 
 RMSprop = Case(
     name="RMSprop",
+    native=True,
     make=optzoo.RMSprop,
     oracle_name="torch.optim.RMSprop; Hinton's lecture 6e, the course notes and Graves 2013 transcribed",
     checks=[Check(h, torch.optim.RMSprop) for h in RMSPROP_SETTINGS]

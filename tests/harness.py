@@ -46,6 +46,7 @@ class Case:
     has_maximize: bool = True
     has_foreach: bool = True
     fused: bool = False  # foreach=None takes one of torch's fused kernels where it fits
+    native: bool = False  # foreach=None takes optzoo's single-pass CPU kernel (optim/kernels/) where it fits
     sparse: bool = False
     complex: bool = False
     oracle_name: str = ""

@@ -39,19 +39,23 @@ def assert_same_state(a, b):
 PATHS = [
     (case, check, foreach)
     for case, check in CHECKS
-    for foreach in ([False, True] + ([None] if case.fused else []) if case.has_foreach else ["single"])
+    for foreach in (
+        ([False, True] + ([None] if case.fused else []) if case.has_foreach else ["single"])
+        + (["native"] if case.native else [])
+    )
 ]
-PATH_NAMES = {False: "reference", True: "foreach", None: "fused", "single": "single"}
+PATH_NAMES = {False: "reference", True: "foreach", None: "fused", "single": "single", "native": "native"}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize(
     ("case", "check", "foreach"), PATHS, ids=[f"{c.name}-{k.id()}-{PATH_NAMES[f]}" for c, k, f in PATHS]
 )
-def test_trajectory_matches_oracle(case, check, dtype, foreach):
-    """Every path (the paper-notation reference, the multi-tensor one, and torch's fused kernel
-    where it is the default) follows the oracle at every step."""
-    extra = {} if foreach == "single" else {"foreach": foreach}
+def test_trajectory_matches_oracle(case, check, dtype, foreach, request):
+    """Every path (the paper-notation reference, the multi-tensor one, torch's fused kernel
+    and optzoo's native kernel where either is the default) follows the oracle at every step."""
+    extra = {} if foreach in ("single", "native") else {"foreach": foreach}
+    native_calls = request.getfixturevalue("force_native") if foreach == "native" else None
     compare_trajectories(
         lambda p: case.make(p, **check.hyper, **extra),
         lambda p: check.oracle(p, **(check.hyper if check.oracle_hyper is None else check.oracle_hyper)),
@@ -59,6 +63,8 @@ def test_trajectory_matches_oracle(case, check, dtype, foreach):
         check.steps,
         check.lr_factors,
     )
+    if native_calls is not None:
+        assert native_calls.count == check.steps, "the native kernel did not take the steps"
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "f16"])

@@ -14,9 +14,15 @@ An algorithm subclasses :class:`ZooOptimizer` and writes four small methods:
 * ``_foreach_update(group, params, grads, states)``: the same update over lists
   of tensors that share a device and dtype, with ``torch._foreach_*`` ops;
 * optionally ``_fused_update(...)``: one of torch's fused kernels, where it
-  computes exactly this algorithm; ``foreach=None`` (the default) prefers it,
-  then takes the per-tensor step on CPU (faster there, measured) and the
-  multi-tensor one elsewhere.
+  computes exactly this algorithm;
+* or a single-pass native CPU kernel (``optim/kernels/<name>.cpp``, see
+  ``_native.py``): set ``native_kernel`` to its name and write
+  ``_native_hyper(group)`` (its hyper-parameters after the common ones) and
+  ``_native_buffers(group, param, state)`` (its state tensors, in order).
+
+``foreach=None`` (the default) prefers torch's fused kernel, then the native
+one, then the per-tensor step on CPU (faster there than the multi-tensor ops,
+measured) and the multi-tensor one elsewhere.
 
 The gradients both update methods receive already carry ``maximize`` and
 coupled weight decay, and decoupled weight decay has already been applied to
@@ -32,6 +38,8 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+
+from . import _native
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 Closure = Callable[[], Any]
@@ -144,10 +152,12 @@ class ZooOptimizer(Optimizer):
 
     * ``state_keys``: the per-parameter state entries; ``load_state_dict`` refuses
       a state dict whose entries differ (another optimizer's, say);
+    * ``native_kernel``: the name of the algorithm's single-pass CPU kernel, if it has one;
     * ``supports_sparse`` / ``supports_complex``: refused with a clear error when False.
     """
 
     state_keys: tuple[str, ...] = ()
+    native_kernel: str | None = None
     supports_sparse: bool = False
     supports_complex: bool = False
 
@@ -229,6 +239,12 @@ class ZooOptimizer(Optimizer):
             if foreach is None:
                 if self._fused_update(group, bucket_params, bucket_grads, bucket_states):
                     continue
+                left = self._native_update(group, bucket_params, bucket_grads, bucket_states)
+                bucket_params = [bucket_params[i] for i in left]
+                bucket_grads = [bucket_grads[i] for i in left]
+                bucket_states = [bucket_states[i] for i in left]
+                if not bucket_params:
+                    continue
                 # Measured on CPU: the per-tensor loop keeps each tensor in cache and beats the
                 # multi-tensor ops, which stream whole-list temporaries through memory (torch's
                 # own CPU default is the loop too). On accelerators the multi-tensor path wins.
@@ -280,6 +296,48 @@ class ZooOptimizer(Optimizer):
         ``_foreach_update``.
         """
         return False
+
+    def _native_update(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+    ) -> list[int]:
+        """Update with the native kernel every parameter it can take; return the indices of the rest."""
+        everything = list(range(len(params)))
+        if self.native_kernel is None or not _native.buckets_fit(params):
+            return everything
+        hyper = self._native_hyper(group)
+        function = _native.kernel(self.native_kernel) if hyper is not None else None
+        if function is None:
+            return everything
+        taken: list[int] = []
+        left: list[int] = []
+        columns: list[list[Tensor | None]] = []
+        for index, (param, grad, state) in enumerate(zip(params, grads, states)):
+            buffers = self._native_buffers(group, param, state)
+            if _native.tensors_fit(param, grad, buffers, state["step"]):
+                taken.append(index)
+                columns.append([param, grad, *buffers])
+            else:
+                left.append(index)
+        if taken:
+            weight_decay = group.get("weight_decay", 0.0)
+            common = [
+                float(group["maximize"]),
+                weight_decay,
+                float(group.get("decoupled_weight_decay", False)),
+                self._decoupled_decay(group) if weight_decay != 0 else 1.0,
+            ]
+            by_buffer = [list(column) for column in zip(*columns)]
+            _native.run(function, by_buffer, [states[i]["step"] for i in taken], common + hyper)
+        return left
+
+    def _native_hyper(self, group: dict[str, Any]) -> list[float] | None:
+        """The native kernel's own hyper-parameters for this group, or None where the kernel
+        does not cover the group's options."""
+        return None
+
+    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
+        """The state tensors the native kernel takes after the parameter and its gradient."""
+        raise NotImplementedError
 
     def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
         raise NotImplementedError

@@ -66,6 +66,7 @@ class RMSprop(ZooOptimizer):
     """RMSprop, optionally centered and with momentum (see the module docstring)."""
 
     state_keys = ("step", "square_avg", "momentum_buffer", "grad_avg")
+    native_kernel = "rmsprop"
 
     def __init__(
         self,
@@ -140,6 +141,21 @@ class RMSprop(ZooOptimizer):
             param.add_(b, alpha=-lr)  # theta -= lr b
         else:
             param.addcdiv_(grad, sigma, value=-lr)  # theta -= lr g / sigma
+
+    def _native_hyper(self, group: dict[str, Any]) -> list[float]:
+        return [
+            group["lr"],
+            group["alpha"],
+            group["eps"],
+            group["momentum"],
+            group["centered"],
+            group["eps_inside_sqrt"],
+            group["init_with_first_grad"],
+        ]
+
+    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
+        self._add_buffers(group, param, state)
+        return [state["square_avg"], state.get("momentum_buffer"), state.get("grad_avg")]
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

@@ -1,0 +1,207 @@
+"""Single-pass CPU kernels for the algorithms torch has no fused kernel for.
+
+An optimizer step is memory-bound. torch's unfused paths run one element-wise op
+per line of the update, each a full pass over memory with temporaries the size of
+the parameters; the kernels in ``optim/kernels/*.cpp`` read each parameter, its
+gradient and its state once and write them once, split across threads.
+
+They are plain C++ (no torch headers), compiled by the machine's C++ compiler on
+first use in about two seconds and cached in ``$OPTZOO_CACHE_DIR`` (default
+``~/.cache/optzoo``), keyed by the sources, compiler and CPU, so later processes
+load them at once. Tensors are handed over by address through ``ctypes``.
+
+Where the kernels cannot serve, the optimizers take their per-tensor step
+instead, with the same results: no compiler (a warning says so, once), another
+device or dtype, tensors that are not contiguous, a bucket with fewer than
+:data:`MIN_NUMEL` elements (the lab's 2-D surfaces never build anything), or
+``OPTZOO_NATIVE=0`` in the environment.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = ["MIN_NUMEL", "Kernel", "buckets_fit", "kernel", "run", "tensors_fit"]
+
+#: Buckets smaller than this take the per-tensor step: below it the step costs
+#: microseconds either way, and a tiny model never waits for a compiler.
+MIN_NUMEL = 1 << 14
+
+KERNEL_DIR = Path(__file__).with_name("kernels")
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC", "-pthread"]
+_DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
+
+Kernel = Callable[..., None]
+
+
+class _Call(ctypes.Structure):
+    """``zoo::Call`` in kernels/common.h."""
+
+    _fields_ = [
+        ("n_tensors", ctypes.c_int64),
+        ("numel", ctypes.POINTER(ctypes.c_int64)),
+        ("buffers", ctypes.POINTER(ctypes.c_void_p)),
+        ("steps", ctypes.POINTER(ctypes.c_void_p)),
+        ("hyper", ctypes.POINTER(ctypes.c_double)),
+        ("out", ctypes.POINTER(ctypes.c_double)),
+        ("dtype", ctypes.c_int32),
+        ("n_threads", ctypes.c_int32),
+    ]
+
+
+_library: ctypes.CDLL | None = None
+_unavailable = False
+
+
+def _cache_dir() -> Path:
+    configured = os.environ.get("OPTZOO_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "optzoo"
+
+
+def _cpu_signature() -> str:
+    """What ``-march=native`` depends on: the CPU's model and feature flags."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor()
+    return "".join(line for line in text.splitlines(keepends=True) if line.startswith(("model name", "flags")))[:4096]
+
+
+def _build(compiler: str, sources: list[Path], target: Path) -> None:
+    import fcntl  # POSIX only; elsewhere the ImportError means the per-tensor step
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One process builds while the others wait on the lock, then find the library there.
+    with open(target.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():
+            return
+        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+            partial = Path(scratch) / target.name
+            subprocess.run(
+                [compiler, *_FLAGS, *map(str, sources), "-o", str(partial)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            os.replace(partial, target)
+
+
+def _load() -> ctypes.CDLL | None:
+    """The kernels' shared library, built on first use; None (after one warning) if it cannot be."""
+    global _library, _unavailable
+    if _library is not None or _unavailable:
+        return _library
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    sources = sorted(KERNEL_DIR.glob("*.cpp"))
+    try:
+        if compiler is None:
+            raise FileNotFoundError("no C++ compiler found (set CXX)")
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
+        key = hashlib.sha256()
+        for part in [version, " ".join(_FLAGS), platform.machine(), _cpu_signature()]:
+            key.update(part.encode())
+        for path in [*sources, *sorted(KERNEL_DIR.glob("*.h"))]:
+            key.update(path.name.encode() + path.read_bytes())
+        target = _cache_dir() / f"kernels-{key.hexdigest()[:16]}.so"
+        if not target.exists():
+            _build(compiler, sources, target)
+        _library = ctypes.CDLL(str(target))
+    except (OSError, ImportError, subprocess.CalledProcessError) as error:
+        detail = error.stderr if isinstance(error, subprocess.CalledProcessError) else error
+        warnings.warn(
+            f"optzoo: native optimizer kernels unavailable, using the per-tensor step ({detail})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        _unavailable = True
+    return _library
+
+
+def kernel(name: str) -> Kernel | None:
+    """The kernel ``zoo_<name>`` of ``kernels/<name>.cpp``, or None where native kernels are off."""
+    if os.environ.get("OPTZOO_NATIVE", "1") == "0":
+        return None
+    library = _load()
+    if library is None:
+        return None
+    function = getattr(library, f"zoo_{name}")
+    function.argtypes = [ctypes.POINTER(_Call)]
+    function.restype = None
+    return function
+
+
+def buckets_fit(params: Sequence[Tensor]) -> bool:
+    """Whether a bucket (one device, dtype and tensor type) is worth a kernel call: plain CPU
+    float32/float64 tensors, :data:`MIN_NUMEL` elements or more."""
+    first = params[0]
+    return (
+        first.device.type == "cpu"
+        and first.dtype in _DTYPE_CODES
+        and type(first) in (Tensor, torch.nn.Parameter)
+        and sum(p.numel() for p in params) >= MIN_NUMEL
+    )
+
+
+def tensors_fit(param: Tensor, grad: Tensor, buffers: Sequence[Tensor | None], step: Tensor) -> bool:
+    """Whether one parameter's tensors can be handed over by address: dense, contiguous, one dtype,
+    one size (a state dict of another shape must never send a kernel past a tensor's end)."""
+    numel, dtype = param.numel(), param.dtype
+    return (
+        param.is_contiguous()
+        and grad.layout == torch.strided
+        and grad.is_contiguous()
+        and grad.dtype == dtype
+        and grad.numel() == numel
+        and all(b is None or (b.is_contiguous() and b.dtype == dtype and b.numel() == numel) for b in buffers)
+        and isinstance(step, Tensor)
+        and step.dtype == torch.float32
+        and step.device.type == "cpu"
+    )
+
+
+def run(
+    function: Kernel,
+    buffers: Sequence[Sequence[Tensor | None]],
+    steps: Sequence[Tensor],
+    hyper: Sequence[float],
+    out: Tensor | None = None,
+) -> None:
+    """Call a kernel on ``buffers[b][i]`` (buffer b of tensor i; None where absent).
+
+    ``buffers[0]`` are the parameters and ``buffers[1]`` their gradients, the rest the
+    algorithm's state in the order its ``.cpp`` file lists. ``out``, if given, is a
+    float64 tensor the kernel writes per-tensor results into.
+    """
+    params = buffers[0]
+    n = len(params)
+    addresses = [0 if t is None else t.data_ptr() for column in buffers for t in column]
+    call = _Call(
+        n,
+        (ctypes.c_int64 * n)(*[p.numel() for p in params]),
+        (ctypes.c_void_p * len(addresses))(*addresses),
+        (ctypes.c_void_p * n)(*[s.data_ptr() for s in steps]),
+        (ctypes.c_double * len(hyper))(*hyper),
+        None if out is None else ctypes.cast(out.data_ptr(), ctypes.POINTER(ctypes.c_double)),
+        _DTYPE_CODES[params[0].dtype],
+        torch.get_num_threads(),
+    )
+    function(ctypes.byref(call))
+    # Tell autograd these tensors changed in place, as a torch op would.
+    written = [t for column in buffers[:1] + buffers[2:] for t in column if t is not None]
+    torch.autograd.graph.increment_version(written + list(steps))
