@@ -142,6 +142,7 @@ ADADELTA_SETTINGS = [
 
 Adadelta = Case(
     name="Adadelta",
+    native=True,
     make=optzoo.Adadelta,
     oracle_name="torch.optim.Adadelta; Zeiler 2012 Algorithm 1 transcribed",
     checks=[Check(h, torch.optim.Adadelta) for h in ADADELTA_SETTINGS]
@@ -170,6 +171,7 @@ ADAMAX_SETTINGS = [
 
 Adamax = Case(
     name="Adamax",
+    native=True,
     make=optzoo.Adamax,
     oracle_name="torch.optim.Adamax; Kingma & Ba 2015 Algorithm 2 transcribed (eps=0)",
     checks=[Check(h, torch.optim.Adamax) for h in ADAMAX_SETTINGS]
@@ -195,6 +197,7 @@ NADAM_SETTINGS = [
 
 NAdam = Case(
     name="NAdam",
+    native=True,
     make=optzoo.NAdam,
     oracle_name="torch.optim.NAdam",
     checks=[Check(h, torch.optim.NAdam) for h in NADAM_SETTINGS]
@@ -224,6 +227,7 @@ RADAM_SETTINGS = [
 
 RAdam = Case(
     name="RAdam",
+    native=True,
     make=optzoo.RAdam,
     oracle_name="torch.optim.RAdam; Liu et al. 2020 Algorithm 2 transcribed",
     checks=[Check(h, torch.optim.RAdam) for h in RADAM_SETTINGS]
@@ -259,6 +263,7 @@ RPROP_SETTINGS = [
 
 Rprop = Case(
     name="Rprop",
+    native=True,
     make=optzoo.Rprop,
     oracle_name="torch.optim.Rprop; Igel & Hüsken 2000 iRprop- transcribed",
     checks=[Check(h, torch.optim.Rprop) for h in RPROP_SETTINGS]

@@ -100,6 +100,7 @@ ADABOUND_BAD = [
 
 AdaBound = Case(
     name="AdaBound",
+    native=True,
     make=optzoo.AdaBound,
     oracle_name="the authors' code (PyPI adabound 0.0.5)",
     checks=[Check(h, AuthorsAdaBound) for h in ADABOUND_SETTINGS]
@@ -120,6 +121,7 @@ AMSBOUND_SETTINGS = [
 
 AMSBound = Case(
     name="AMSBound",
+    native=True,
     make=functools.partial(optzoo.AdaBound, amsbound=True),
     oracle_name="the authors' code (PyPI adabound 0.0.5), amsbound=True",
     checks=[Check(h, functools.partial(AuthorsAdaBound, amsbound=True)) for h in AMSBOUND_SETTINGS]
@@ -269,6 +271,7 @@ RANGER_SETTINGS = [
 
 Ranger = Case(
     name="Ranger",
+    native=True,
     make=optzoo.Ranger,
     oracle_name="Algorithm 1 over torch.optim.RAdam (transcribed); pytorch_ranger 0.1.1 with weight_decay=0",
     checks=[Check(h, paper_ranger, label=label("paper", h)) for h in RANGER_SETTINGS]
@@ -310,6 +313,7 @@ SWATS_SETTINGS = [
 
 SWATS = Case(
     name="SWATS",
+    native=True,
     make=optzoo.SWATS,
     oracle_name="Keskar & Socher 2017 Algorithm 1 per parameter tensor (transcribed, DESIGN.md)",
     checks=[Check(h, functools.partial(KeskarSWATS, betas=(0.9, 0.999), eps=1e-9)) for h in SWATS_SETTINGS],

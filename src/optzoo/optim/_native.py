@@ -55,7 +55,7 @@ class _Call(ctypes.Structure):
         ("buffers", ctypes.POINTER(ctypes.c_void_p)),
         ("steps", ctypes.POINTER(ctypes.c_void_p)),
         ("hyper", ctypes.POINTER(ctypes.c_double)),
-        ("out", ctypes.POINTER(ctypes.c_double)),
+        ("per_tensor", ctypes.POINTER(ctypes.c_double)),
         ("dtype", ctypes.c_int32),
         ("n_threads", ctypes.c_int32),
     ]
@@ -180,13 +180,13 @@ def run(
     buffers: Sequence[Sequence[Tensor | None]],
     steps: Sequence[Tensor],
     hyper: Sequence[float],
-    out: Tensor | None = None,
+    per_tensor: Tensor | None = None,
 ) -> None:
     """Call a kernel on ``buffers[b][i]`` (buffer b of tensor i; None where absent).
 
     ``buffers[0]`` are the parameters and ``buffers[1]`` their gradients, the rest the
-    algorithm's state in the order its ``.cpp`` file lists. ``out``, if given, is a
-    float64 tensor the kernel writes per-tensor results into.
+    algorithm's state in the order its ``.cpp`` file lists. ``per_tensor``, if given, is a
+    contiguous CPU float64 tensor of per-tensor values the kernel reads and writes.
     """
     params = buffers[0]
     n = len(params)
@@ -197,7 +197,7 @@ def run(
         (ctypes.c_void_p * len(addresses))(*addresses),
         (ctypes.c_void_p * n)(*[s.data_ptr() for s in steps]),
         (ctypes.c_double * len(hyper))(*hyper),
-        None if out is None else ctypes.cast(out.data_ptr(), ctypes.POINTER(ctypes.c_double)),
+        None if per_tensor is None else ctypes.cast(per_tensor.data_ptr(), ctypes.POINTER(ctypes.c_double)),
         _DTYPE_CODES[params[0].dtype],
         torch.get_num_threads(),
     )

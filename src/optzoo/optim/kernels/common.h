@@ -29,7 +29,7 @@ struct Call {
     void* const* buffers;  // buffer b of tensor i at buffers[b * n_tensors + i]; null where absent
     float* const* steps;   // each tensor's float32 step counter
     const double* hyper;   // kHyperCommon entries, then the algorithm's own (its .py file lists them)
-    double* out;           // per-tensor results a kernel reports (SWATS's dot products), or null
+    double* per_tensor;    // per-tensor values a kernel reads and writes (its .py file lists them), or null
     int32_t dtype;         // 0: float32, 1: float64
     int32_t n_threads;
 };
@@ -94,15 +94,23 @@ inline std::vector<double> advance_steps(const Call& c) {
     return t;
 }
 
-// Calls fn(tensor, begin, end) over every element of every tensor, the elements split
-// evenly across up to ``n_threads`` threads (one thread per 64K elements at least, so a
-// small model never pays for starting threads).
-template <typename Fn>
-void parallel_ranges(const Call& c, Fn fn) {
+// How many threads parallel_ranges uses: up to ``n_threads``, one per 64K elements at
+// least, so a small model never pays for starting threads.
+inline int thread_count(const Call& c) {
     int64_t total = 0;
     for (int64_t i = 0; i < c.n_tensors; ++i) total += c.numel[i];
     const int64_t min_per_thread = int64_t{1} << 16;
-    const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(c.n_threads, total / min_per_thread)));
+    return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(c.n_threads, total / min_per_thread)));
+}
+
+// Calls fn(thread, tensor, begin, end) over every element of every tensor, the elements
+// split evenly across thread_count(c) threads; ``thread`` (0 .. thread_count - 1) lets a
+// kernel keep per-thread partial sums.
+template <typename Fn>
+void parallel_thread_ranges(const Call& c, Fn fn) {
+    int64_t total = 0;
+    for (int64_t i = 0; i < c.n_tensors; ++i) total += c.numel[i];
+    const int threads = thread_count(c);
     auto work = [&](int k) {
         // Boundaries on multiples of 64 elements keep each thread's vector loops aligned alike.
         const int64_t begin = (total * k / threads) & ~int64_t{63};
@@ -110,13 +118,19 @@ void parallel_ranges(const Call& c, Fn fn) {
         int64_t offset = 0;
         for (int64_t i = 0; i < c.n_tensors && offset < end; offset += c.numel[i], ++i) {
             const int64_t lo = std::max(begin, offset), hi = std::min(end, offset + c.numel[i]);
-            if (lo < hi) fn(i, lo - offset, hi - offset);
+            if (lo < hi) fn(k, i, lo - offset, hi - offset);
         }
     };
     std::vector<std::thread> pool;
     for (int k = 1; k < threads; ++k) pool.emplace_back(work, k);
     work(0);
     for (auto& thread : pool) thread.join();
+}
+
+// Calls fn(tensor, begin, end), as parallel_thread_ranges without the thread index.
+template <typename Fn>
+void parallel_ranges(const Call& c, Fn fn) {
+    parallel_thread_ranges(c, [&](int, int64_t i, int64_t begin, int64_t end) { fn(i, begin, end); });
 }
 
 }  // namespace zoo
