@@ -5,10 +5,10 @@ per line of the update, each a full pass over memory with temporaries the size o
 the parameters; the kernels in ``optim/kernels/*.cpp`` read each parameter, its
 gradient and its state once and write them once, split across threads.
 
-They are plain C++ (no torch headers), compiled by the machine's C++ compiler on
-first use in about two seconds and cached in ``$OPTZOO_CACHE_DIR`` (default
-``~/.cache/optzoo``), keyed by the sources, compiler and CPU, so later processes
-load them at once. Tensors are handed over by address through ``ctypes``.
+They are plain C++ (no torch headers), one small library per algorithm,
+compiled by the machine's C++ compiler on the algorithm's first large step (about
+a second) and cached in ``$OPTZOO_CACHE_DIR`` (default ``~/.cache/optzoo``),
+keyed by the source, compiler and CPU, so later processes load them at once. Tensors are handed over by address through ``ctypes``.
 
 Where the kernels cannot serve, the optimizers take their per-tensor step
 instead, with the same results: no compiler (a warning says so, once), another
@@ -61,8 +61,8 @@ class _Call(ctypes.Structure):
     ]
 
 
-_library: ctypes.CDLL | None = None
-_unavailable = False
+# Each kernel's loaded function, or None where it could not be built (warned about once).
+_kernels: dict[str, Kernel | None] = {}
 
 
 def _cache_dir() -> Path:
@@ -82,7 +82,7 @@ def _cpu_signature() -> str:
     return "".join(line for line in text.splitlines(keepends=True) if line.startswith(("model name", "flags")))[:4096]
 
 
-def _build(compiler: str, sources: list[Path], target: Path) -> None:
+def _build(compiler: str, source: Path, target: Path) -> None:
     import fcntl  # POSIX only; elsewhere the ImportError means the per-tensor step
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -94,56 +94,50 @@ def _build(compiler: str, sources: list[Path], target: Path) -> None:
         with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
             partial = Path(scratch) / target.name
             subprocess.run(
-                [compiler, *_FLAGS, *map(str, sources), "-o", str(partial)],
-                check=True,
-                capture_output=True,
-                text=True,
+                [compiler, *_FLAGS, str(source), "-o", str(partial)], check=True, capture_output=True, text=True
             )
             os.replace(partial, target)
 
 
-def _load() -> ctypes.CDLL | None:
-    """The kernels' shared library, built on first use; None (after one warning) if it cannot be."""
-    global _library, _unavailable
-    if _library is not None or _unavailable:
-        return _library
+def _load(name: str) -> Kernel:
+    """Build (once per machine) and load ``kernels/<name>.cpp``; each kernel is its own library,
+    so the first step of one algorithm compiles only its own source, in about a second."""
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-    sources = sorted(KERNEL_DIR.glob("*.cpp"))
-    try:
-        if compiler is None:
-            raise FileNotFoundError("no C++ compiler found (set CXX)")
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
-        key = hashlib.sha256()
-        for part in [version, " ".join(_FLAGS), platform.machine(), _cpu_signature()]:
-            key.update(part.encode())
-        for path in [*sources, *sorted(KERNEL_DIR.glob("*.h"))]:
-            key.update(path.name.encode() + path.read_bytes())
-        target = _cache_dir() / f"kernels-{key.hexdigest()[:16]}.so"
-        if not target.exists():
-            _build(compiler, sources, target)
-        _library = ctypes.CDLL(str(target))
-    except (OSError, ImportError, subprocess.CalledProcessError) as error:
-        detail = error.stderr if isinstance(error, subprocess.CalledProcessError) else error
-        warnings.warn(
-            f"optzoo: native optimizer kernels unavailable, using the per-tensor step ({detail})",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        _unavailable = True
-    return _library
-
-
-def kernel(name: str) -> Kernel | None:
-    """The kernel ``zoo_<name>`` of ``kernels/<name>.cpp``, or None where native kernels are off."""
-    if os.environ.get("OPTZOO_NATIVE", "1") == "0":
-        return None
-    library = _load()
-    if library is None:
-        return None
-    function = getattr(library, f"zoo_{name}")
+    if compiler is None:
+        raise FileNotFoundError("no C++ compiler found (set CXX)")
+    source = KERNEL_DIR / f"{name}.cpp"
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
+    key = hashlib.sha256()
+    for part in [version, " ".join(_FLAGS), platform.machine(), _cpu_signature()]:
+        key.update(part.encode())
+    for path in [source, *sorted(KERNEL_DIR.glob("*.h"))]:
+        key.update(path.name.encode() + path.read_bytes())
+    target = _cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
+    if not target.exists():
+        _build(compiler, source, target)
+    function = getattr(ctypes.CDLL(str(target)), f"zoo_{name}")
     function.argtypes = [ctypes.POINTER(_Call)]
     function.restype = None
     return function
+
+
+def kernel(name: str) -> Kernel | None:
+    """The function ``zoo_<name>`` of ``kernels/<name>.cpp``, built on first use; None where
+    native kernels are off or cannot be built (after one warning)."""
+    if os.environ.get("OPTZOO_NATIVE", "1") == "0":
+        return None
+    if name not in _kernels:
+        try:
+            _kernels[name] = _load(name)
+        except (OSError, ImportError, AttributeError, subprocess.CalledProcessError) as error:
+            detail = error.stderr if isinstance(error, subprocess.CalledProcessError) else error
+            warnings.warn(
+                f"optzoo: the native {name} kernel is unavailable, using the per-tensor step ({detail})",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            _kernels[name] = None
+    return _kernels[name]
 
 
 def buckets_fit(params: Sequence[Tensor]) -> bool:
