@@ -8,7 +8,8 @@ gradient and its state once and write them once, split across threads.
 They are plain C++ (no torch headers), one small library per algorithm,
 compiled by the machine's C++ compiler on the algorithm's first large step (about
 a second) and cached in ``$OPTZOO_CACHE_DIR`` (default ``~/.cache/optzoo``),
-keyed by the source, compiler and CPU, so later processes load them at once. Tensors are handed over by address through ``ctypes``.
+keyed by the source, compiler and CPU, so later processes load them at once.
+Tensors are handed over by address through ``ctypes``.
 
 Where the kernels cannot serve, the optimizers take their per-tensor step
 instead, with the same results: no compiler (a warning says so, once), another
