@@ -183,6 +183,7 @@ LookaheadAdam = Case(
     name="Lookahead-Adam",
     make=lookahead_adam,
     fused=True,
+    native=True,  # the synchronisation
     oracle_name="Zhang et al. 2019 Algorithm 1 over torch.optim.Adam (transcribed); torch-optimizer's Lookahead",
     checks=[
         Check(h, functools.partial(ZhangLookahead, inner=torch.optim.Adam)) for h in LOOKAHEAD_ADAM_SETTINGS

@@ -180,8 +180,10 @@ def run(
     """Call a kernel on ``buffers[b][i]`` (buffer b of tensor i; None where absent).
 
     ``buffers[0]`` are the parameters and ``buffers[1]`` their gradients, the rest the
-    algorithm's state in the order its ``.cpp`` file lists. ``per_tensor``, if given, is a
-    contiguous CPU float64 tensor of per-tensor values the kernel reads and writes.
+    algorithm's state in the order its ``.cpp`` file lists; ``steps`` the float32 step
+    counters the kernel advances (none for a kernel that keeps no count). ``per_tensor``,
+    if given, is a contiguous CPU float64 tensor of per-tensor values the kernel reads
+    and writes. Every buffer but the gradients gets its autograd version bumped.
     """
     params = buffers[0]
     n = len(params)

@@ -58,6 +58,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from . import _native
 from ._core import Closure, check_number, group_by_device_and_dtype
 
 __all__ = ["Lookahead"]
@@ -160,20 +161,44 @@ class Lookahead(Optimizer):
                         self._slow[p] = pending if pending is not None else p.detach().clone()
                 group[STEP] += 1
                 if group[STEP] % group[K] == 0:
-                    self._synchronise(group["params"], group[ALPHA])
+                    self._synchronise(group["params"], group[ALPHA], group.get("foreach"))
         return loss
 
-    def _synchronise(self, params: list[Tensor], alpha: float) -> None:
+    def _synchronise(self, params: list[Tensor], alpha: float, foreach: bool | None) -> None:
+        """Synchronise; like the inner optimizer's step, ``foreach=None`` (the default) takes the
+        native kernel where it fits and an explicit ``foreach`` the multi-tensor ops."""
         slows = [self._slow[p] for p in params]
         for bucket in group_by_device_and_dtype(params):
             fast = [params[i].detach() for i in bucket]
             slow = [slows[i] for i in bucket]
+            if foreach is None:
+                fast, slow = self._native_synchronise(fast, slow, alpha)
+            if not fast:
+                continue
             torch._foreach_lerp_(slow, fast, alpha)  # phi = phi + alpha (theta - phi)
             if type(params[bucket[0]]) in (Tensor, torch.nn.Parameter):
                 torch._foreach_copy_(fast, slow)  # theta = phi
             else:  # DTensor has no _foreach_copy_
                 for f, s in zip(fast, slow, strict=True):
                     f.copy_(s)
+
+    @staticmethod
+    def _native_synchronise(fast: list[Tensor], slow: list[Tensor], alpha: float) -> tuple[list[Tensor], list[Tensor]]:
+        """Both lines of the synchronisation in one pass (kernels/lookahead.cpp) for the tensors
+        it can take; returns the fast and slow weights left to do."""
+        if not _native.buckets_fit(fast):
+            return fast, slow
+        fits = [
+            f.is_contiguous() and s.is_contiguous() and s.dtype == f.dtype and s.numel() == f.numel()
+            for f, s in zip(fast, slow, strict=True)
+        ]
+        function = _native.kernel("lookahead") if any(fits) else None
+        if function is None:
+            return fast, slow
+        # The slow weights take the gradients' place: read and written, never in an autograd graph.
+        taken = [[t for t, fit in zip(column, fits) if fit] for column in (fast, slow)]
+        _native.run(function, taken, [], [alpha])
+        return [t for t, fit in zip(fast, fits) if not fit], [t for t, fit in zip(slow, fits) if not fit]
 
     # -------------------------------------------------------------- state dict
     def state_dict(self) -> dict[str, Any]:
