@@ -8,7 +8,9 @@ parameter and state) over the time, divided by the bandwidth of an in-place
 
 Contenders are alternated within each repeat (the machines are noisy); each
 figure is the best over repeats of the median over ``--steps`` steps. The first
-step (state allocation, any compilation) is reported separately.
+step (state allocation, loading a native kernel from its cache) is reported
+separately, and so is building each native kernel with an empty cache (what
+the first large step of an algorithm costs once per machine).
 
     python benchmarks/step_speed.py                 # 16M parameters, 99 tensors
     python benchmarks/step_speed.py --size 64 --only adam,sgd-momentum
@@ -22,8 +24,10 @@ import argparse
 import importlib
 import json
 import math
+import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +36,7 @@ from pathlib import Path
 import torch
 
 import optzoo
+from optzoo.optim import _native
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -179,6 +184,27 @@ def inplace_bandwidth(params: list[torch.Tensor], grads: list[torch.Tensor], ste
     return 12 * numel / statistics.median(samples) / 1e9
 
 
+def cold_builds() -> dict[str, float]:
+    """Seconds to build and load each native kernel with an empty cache."""
+    seconds = {}
+    saved = os.environ.get("OPTZOO_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as empty:
+        os.environ["OPTZOO_CACHE_DIR"] = empty
+        try:
+            for source in sorted(_native.KERNEL_DIR.glob("*.cpp")):
+                _native._kernels.pop(source.stem, None)
+                start = time.perf_counter()
+                _native.kernel(source.stem)
+                seconds[source.stem] = time.perf_counter() - start
+        finally:
+            if saved is None:
+                del os.environ["OPTZOO_CACHE_DIR"]
+            else:
+                os.environ["OPTZOO_CACHE_DIR"] = saved
+            _native._kernels.clear()
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=float, default=16.0, help="millions of parameters (1 to 256)")
@@ -221,6 +247,7 @@ def main() -> None:
         bandwidths.append(inplace_bandwidth(params, grads, args.steps))
         del live
     limit = max(bandwidths)
+    builds = cold_builds()
 
     rows = []
     lines = [
@@ -254,12 +281,17 @@ def main() -> None:
                 f"{contender.state_bytes / numel:.1f} ({4 * algorithm.min_state}) |"
             )
     lines += ["", "`vs best peer` < 1 means optzoo is faster. `of limit`: bytes the algorithm must move per step "
-              "over the time, as a fraction of the in-place bandwidth."]
+              "over the time, as a fraction of the in-place bandwidth. `first step`: state allocation, and "
+              "loading a native kernel from the cache.",
+              "", "Native kernels built with an empty cache (once per machine, on the algorithm's first step "
+              f"with {_native.MIN_NUMEL} elements or more): "
+              + ", ".join(f"{name} {sec:.1f} s" for name, sec in builds.items()) + "."]
     report = "\n".join(lines)
     print(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(report + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps(dict(limit_gb_s=limit, numel=numel, rows=rows), indent=1))
+    summary = dict(limit_gb_s=limit, numel=numel, rows=rows, cold_build_s=builds)
+    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":
