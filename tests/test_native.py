@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -110,6 +112,15 @@ def test_without_a_compiler_a_warning_and_the_reference_step(monkeypatch, tmp_pa
     rmsprop_steps(expected, foreach=False)
     assert force_native.count == 0
     torch.testing.assert_close(params[0], expected[0], rtol=0, atol=0)
+
+
+def test_an_unwritable_cache_home_falls_back_to_the_temporary_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("OPTZOO_CACHE_DIR", raising=False)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    folder = _native._cache_dir()
+    assert folder.is_dir() and folder.parent == Path(tempfile.gettempdir())
 
 
 def test_the_build_is_cached_for_other_processes(tmp_path):

@@ -67,11 +67,18 @@ _kernels: dict[str, Kernel | None] = {}
 
 
 def _cache_dir() -> Path:
+    """``$OPTZOO_CACHE_DIR``, else ``$XDG_CACHE_HOME/optzoo`` or ``~/.cache/optzoo``; a folder in
+    the temporary directory where none of those can be created (a read-only home, say)."""
     configured = os.environ.get("OPTZOO_CACHE_DIR")
     if configured:
         return Path(configured)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "optzoo"
+    folder = Path(base) / "optzoo"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir()) / f"optzoo-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    return folder
 
 
 def _cpu_signature() -> str:
