@@ -169,3 +169,18 @@ def test_autograd_sees_the_in_place_update(force_native):
     assert force_native.count == 1
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
+
+
+def test_tensor_hyper_parameters_take_the_reference_step(force_native):
+    """The reference computes with a tensor lr in the tensor's precision; the kernel, taking
+    float64 scalars, would not reproduce it, so such a group takes the per-tensor step."""
+    params = [torch.randn(64, dtype=torch.float64, requires_grad=True)]
+    expected = [params[0].detach().clone().requires_grad_()]
+    rmsprop = optzoo.RMSprop(params, lr=torch.tensor(0.01))
+    reference = optzoo.RMSprop(expected, lr=torch.tensor(0.01), foreach=False)
+    for _ in range(3):
+        params[0].grad, expected[0].grad = torch.ones(64, dtype=torch.float64), torch.ones(64, dtype=torch.float64)
+        rmsprop.step()
+        reference.step()
+    assert force_native.count == 0
+    torch.testing.assert_close(params[0], expected[0], rtol=0, atol=0)

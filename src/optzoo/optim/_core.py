@@ -18,7 +18,10 @@ An algorithm subclasses :class:`ZooOptimizer` and writes four small methods:
 * or a single-pass native CPU kernel (``optim/kernels/<name>.cpp``, see
   ``_native.py``): set ``native_kernel`` to its name and write
   ``_native_hyper(group)`` (its hyper-parameters after the common ones) and
-  ``_native_buffers(group, param, state)`` (its state tensors, in order).
+  ``_native_buffers(group, param, state)`` (its state tensors, in order); a kernel
+  that reads or writes per-tensor values (a phase, a whole-tensor sum) also writes
+  ``_native_per_tensor(group, states)`` (the float64 array it receives) and
+  ``_native_after(group, states, per_tensor)`` (what to make of it once it ran).
 
 ``foreach=None`` (the default) prefers torch's fused kernel, then the native
 one, then the per-tensor step on CPU (faster there than the multi-tensor ops,
@@ -305,7 +308,12 @@ class ZooOptimizer(Optimizer):
         if self.native_kernel is None or not _native.buckets_fit(params):
             return everything
         hyper = self._native_hyper(group)
-        function = _native.kernel(self.native_kernel) if hyper is not None else None
+        weight_decay = group.get("weight_decay", 0.0)
+        # A tensor hyper-parameter makes the reference compute its scalars in the tensor's
+        # precision, which a kernel taking float64 scalars would not reproduce.
+        if hyper is None or any(isinstance(value, Tensor) for value in [*hyper, group["lr"], weight_decay]):
+            return everything
+        function = _native.kernel(self.native_kernel)
         if function is None:
             return everything
         taken: list[int] = []
@@ -319,7 +327,6 @@ class ZooOptimizer(Optimizer):
             else:
                 left.append(index)
         if taken:
-            weight_decay = group.get("weight_decay", 0.0)
             common = [
                 float(group["maximize"]),
                 weight_decay,
@@ -327,7 +334,11 @@ class ZooOptimizer(Optimizer):
                 self._decoupled_decay(group) if weight_decay != 0 else 1.0,
             ]
             by_buffer = [list(column) for column in zip(*columns)]
-            _native.run(function, by_buffer, [states[i]["step"] for i in taken], common + hyper)
+            taken_states = [states[i] for i in taken]
+            per_tensor = self._native_per_tensor(group, taken_states)
+            _native.run(function, by_buffer, [s["step"] for s in taken_states], common + hyper, per_tensor)
+            if per_tensor is not None:
+                self._native_after(group, taken_states, per_tensor)
         return left
 
     def _native_hyper(self, group: dict[str, Any]) -> list[float] | None:
@@ -338,6 +349,16 @@ class ZooOptimizer(Optimizer):
     def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
         """The state tensors the native kernel takes after the parameter and its gradient."""
         raise NotImplementedError
+
+    def _native_per_tensor(self, group: dict[str, Any], states: list[dict[str, Any]]) -> Tensor | None:
+        """The per-tensor values the native kernel reads and writes (``per_tensor`` in
+        kernels/common.h), a contiguous CPU float64 tensor with a row per tensor it takes (whose
+        ``states`` these are), or None (the default) for a kernel that has none."""
+        return None
+
+    def _native_after(self, group: dict[str, Any], states: list[dict[str, Any]], per_tensor: Tensor) -> None:
+        """Called after the kernel ran, with the array ``_native_per_tensor`` gave it, to take
+        back what the kernel wrote there (into ``states``)."""
 
     def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
         raise NotImplementedError

@@ -72,6 +72,7 @@ class AdaBound(ZooOptimizer):
     """AdaBound / AMSBound (see the module docstring for the update rule)."""
 
     state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    native_kernel = "adabound"
 
     def __init__(
         self,
@@ -113,10 +114,15 @@ class AdaBound(ZooOptimizer):
         group.setdefault("initial_lr", group["lr"])
 
     @staticmethod
-    def _bounds(group: dict[str, Any], t: float) -> tuple[float, float]:
-        """(eta_l(t), eta_u(t)): the clipping range at step t, final_lr following the schedule."""
+    def _final_lr(group: dict[str, Any]) -> float:
+        """alpha*_t: final_lr scaled by lr / initial_lr, so that it follows the schedule."""
         base = group["initial_lr"]
-        final_lr = group["final_lr"] * group["lr"] / base if base else 0.0
+        return group["final_lr"] * group["lr"] / base if base else 0.0
+
+    @classmethod
+    def _bounds(cls, group: dict[str, Any], t: float) -> tuple[float, float]:
+        """(eta_l(t), eta_u(t)): the clipping range at step t, final_lr following the schedule."""
+        final_lr = cls._final_lr(group)
         gamma_t = group["gamma"] * t
         lower = final_lr * (1 - 1 / (gamma_t + 1))
         upper = final_lr * (1 + 1 / gamma_t) if gamma_t else math.inf
@@ -144,6 +150,15 @@ class AdaBound(ZooOptimizer):
         lower, upper = self._bounds(group, t)
         eta = (step_size / (v.sqrt() + eps)).clamp_(lower, upper)  # clip(step / (sqrt(v) + eps), eta_l, eta_u)
         param.sub_(eta * m)  # theta -= eta * m
+
+    def _native_hyper(self, group: dict[str, Any]) -> list[float]:
+        # kernels/adabound.cpp computes the step size and the bounds per tensor (from the scaled
+        # final_lr) with _reference_update's formulas.
+        beta1, beta2 = group["betas"]
+        return [group["lr"], beta1, beta2, group["eps"], self._final_lr(group), group["gamma"], group["amsbound"]]
+
+    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
+        return [state["exp_avg"], state["exp_avg_sq"], state["max_exp_avg_sq"] if group["amsbound"] else None]
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

@@ -43,6 +43,7 @@ class Adadelta(ZooOptimizer):
     """Adadelta (see the module docstring for the update rule)."""
 
     state_keys = ("step", "square_avg", "acc_delta")
+    native_kernel = "adadelta"
 
     def __init__(
         self,
@@ -78,6 +79,12 @@ class Adadelta(ZooOptimizer):
         delta.div_(rms_g).mul_(grad)  # dtheta_t = RMS[dtheta]_{t-1} / RMS[g]_t * g
         edx2.mul_(rho).addcmul_(delta, delta, value=1 - rho)  # E[dtheta^2]_t
         param.add_(delta, alpha=-group["lr"])  # theta -= lr dtheta
+
+    def _native_hyper(self, group: dict[str, Any]) -> list[float]:
+        return [group["lr"], group["rho"], group["eps"]]
+
+    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
+        return [state["square_avg"], state["acc_delta"]]
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

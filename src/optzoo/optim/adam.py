@@ -101,8 +101,13 @@ class Adam(ZooOptimizer):
     def _check_hyper(self, group: dict[str, Any]) -> None:
         check_betas("betas", group["betas"])
         check_number("eps", group["eps"], 0.0)
-        for flag in ("amsgrad", "decoupled_weight_decay", "eps_inside_sqrt", "amsgrad_bias_correction",
-                     "decay_scaled_by_lr"):
+        for flag in (
+            "amsgrad",
+            "decoupled_weight_decay",
+            "eps_inside_sqrt",
+            "amsgrad_bias_correction",
+            "decay_scaled_by_lr",
+        ):
             check_bool(flag, group[flag])
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:

@@ -44,6 +44,7 @@ class Adamax(ZooOptimizer):
     """Adamax (see the module docstring for the update rule)."""
 
     state_keys = ("step", "exp_avg", "exp_inf")
+    native_kernel = "adamax"
 
     def __init__(
         self,
@@ -77,6 +78,13 @@ class Adamax(ZooOptimizer):
         m.lerp_(grad, 1 - beta1)  # m_t = beta1 m + (1 - beta1) g
         torch.maximum(u.mul_(beta2), grad.abs().add_(group["eps"]), out=u)  # u_t = max(beta2 u, |g| + eps)
         param.addcdiv_(m, u, value=-group["lr"] / (1 - beta1**t))  # theta -= lr / (1 - beta1^t) m / u
+
+    def _native_hyper(self, group: dict[str, Any]) -> list[float]:
+        beta1, beta2 = group["betas"]
+        return [group["lr"], beta1, beta2, group["eps"]]
+
+    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
+        return [state["exp_avg"], state["exp_inf"]]
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

@@ -65,6 +65,7 @@ class NAdam(ZooOptimizer):
     """NAdam / NAdamW (see the module docstring for the update rule)."""
 
     state_keys = ("step", "mu_product", "exp_avg", "exp_avg_sq")
+    native_kernel = "nadam"
 
     def __init__(
         self,
@@ -124,6 +125,22 @@ class NAdam(ZooOptimizer):
         denom = v.div(1 - beta2**t).sqrt_().add_(group["eps"])  # sqrt(v_hat_t) + eps
         param.addcdiv_(grad, denom, value=-lr * (1 - mu) / (1 - prod))  # the current gradient's part
         param.addcdiv_(m, denom, value=-lr * mu_next / (1 - prod_next))  # the look-ahead momentum's part
+
+    def _native_hyper(self, group: dict[str, Any]) -> list[float]:
+        beta1, beta2 = group["betas"]
+        float64_product = torch.get_default_dtype() == torch.float64  # see _times
+        return [group["lr"], beta1, beta2, group["eps"], group["momentum_decay"], float64_product]
+
+    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
+        return [state["exp_avg"], state["exp_avg_sq"]]
+
+    def _native_per_tensor(self, group: dict[str, Any], states: list[dict[str, Any]]) -> Tensor | None:
+        # mu_product, which the kernel advances as _times does
+        return torch.tensor([s["mu_product"] for s in states], dtype=torch.float64)
+
+    def _native_after(self, group: dict[str, Any], states: list[dict[str, Any]], per_tensor: Tensor) -> None:
+        for state, product in zip(states, per_tensor.tolist(), strict=True):
+            state["mu_product"] = product
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

@@ -60,6 +60,7 @@ class RAdam(ZooOptimizer):
     """Rectified Adam (see the module docstring for the update rule)."""
 
     state_keys = ("step", "exp_avg", "exp_avg_sq")
+    native_kernel = "radam"
 
     def __init__(
         self,
@@ -123,6 +124,13 @@ class RAdam(ZooOptimizer):
         else:
             l_t = (1 - beta2**t) ** 0.5 / v.sqrt().add_(group["eps"])  # sqrt(1 - beta2^t) / (sqrt(v) + eps)
             param.add_(m_hat * lr * l_t * r_t, alpha=-1.0)  # theta -= lr r_t m_hat l_t
+
+    def _native_hyper(self, group: dict[str, Any]) -> list[float]:
+        beta1, beta2 = group["betas"]
+        return [group["lr"], beta1, beta2, group["eps"], group["rectify_threshold"]]
+
+    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
+        return [state["exp_avg"], state["exp_avg_sq"]]
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

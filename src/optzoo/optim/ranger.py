@@ -66,6 +66,7 @@ class Ranger(Lookahead):
         maximize: bool = False,
         foreach: bool | None = None,
     ) -> None:
-        inner = RAdam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize,
-                      foreach=foreach)
+        inner = RAdam(
+            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach
+        )
         super().__init__(inner, k=k, alpha=alpha)

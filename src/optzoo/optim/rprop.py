@@ -67,6 +67,7 @@ class Rprop(ZooOptimizer):
     """Resilient backpropagation, iRprop- (see the module docstring for the update rule)."""
 
     state_keys = ("step", "prev", "step_size")
+    native_kernel = "rprop"
 
     def __init__(
         self,
@@ -111,6 +112,14 @@ class Rprop(ZooOptimizer):
         grad = torch.where(product < 0, 0.0, grad)  # g_t = 0 where the sign flipped
         param.addcmul_(grad.sign(), delta, value=-1)  # theta -= sign(g_t) Delta_t
         prev.copy_(grad)
+
+    def _native_hyper(self, group: dict[str, Any]) -> list[float]:
+        eta_minus, eta_plus = group["etas"]
+        low, high = group["step_sizes"]
+        return [eta_minus, eta_plus, low, high]
+
+    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
+        return [state["prev"], state["step_size"]]
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

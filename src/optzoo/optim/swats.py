@@ -107,6 +107,7 @@ class SWATS(ZooOptimizer):
     """Adam that switches to SGD with momentum per parameter tensor (see the module docstring)."""
 
     state_keys = ("step", "exp_avg", "exp_avg_sq", "lambda_avg", "sgd_phase", "sgd_lr")
+    native_kernel = "swats"
 
     def __init__(
         self,
@@ -178,6 +179,25 @@ class SWATS(ZooOptimizer):
         param.add_(p)  # x_k = x_{k-1} + p_k
         if self._projection(group, state, k, float(_dot(p, grad)), float(_dot(p, p))):
             m.zero_()  # v = 0: from now on exp_avg holds the SGD momentum
+
+    def _native_hyper(self, group: dict[str, Any]) -> list[float]:
+        beta1, beta2 = group["betas"]
+        return [group["lr"], beta1, beta2, group["eps"], group["nesterov"]]
+
+    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
+        return [state["exp_avg"], state["exp_avg_sq"]]
+
+    def _native_per_tensor(self, group: dict[str, Any], states: list[dict[str, Any]]) -> Tensor:
+        # A row per tensor, as kernels/swats.cpp reads it: sgd_phase, sgd_lr, then p.g and p.p,
+        # which the kernel writes for the tensors in the Adam phase.
+        return torch.tensor([[float(s["sgd_phase"]), s["sgd_lr"], 0.0, 0.0] for s in states], dtype=torch.float64)
+
+    def _native_after(self, group: dict[str, Any], states: list[dict[str, Any]], per_tensor: Tensor) -> None:
+        # The kernel took the step (both phases); the projection and the switch test are
+        # _reference_update's, on the kernel's whole-tensor sums (accumulated in float64).
+        for state, (sgd_phase, _, pg, pp) in zip(states, per_tensor.tolist(), strict=True):
+            if not sgd_phase and self._projection(group, state, state["step"].item(), pg, pp):
+                state["exp_avg"].zero_()  # v = 0: from now on exp_avg holds the SGD momentum
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

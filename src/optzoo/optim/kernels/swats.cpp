@@ -1,0 +1,112 @@
+// SWATS in one pass, each tensor in its own phase; the update rule is in optzoo/optim/swats.py.
+// Buffers: param, grad, exp_avg (m, after the switch the SGD momentum v), exp_avg_sq (a).
+//
+// Per tensor (``per_tensor``, 4 values a row): in, sgd_phase (0 or 1) and sgd_lr (Lambda); out,
+// for a tensor in the Adam phase, p.g and p.p over the whole tensor (p the step just taken, g the
+// prepared gradient), from which SWATS._native_after updates lambda and makes the switch test.
+#include "common.h"
+
+enum { kLr = zoo::kHyperCommon, kBeta1, kBeta2, kEps, kNesterov };
+enum { kPhase = 0, kSgdLr, kDotPG, kDotPP, kPerTensor };
+
+// The products of a block of elements are summed in double into kLanes independent sums (the
+// compiler may not reorder a floating-point sum, so one running sum would keep the loop scalar).
+constexpr int64_t kBlock = 256, kLanes = 8;
+
+template <typename T>
+static inline void accumulate(const T* __restrict x, int64_t n, double* __restrict lanes) {
+    int64_t l = 0;
+    for (; l + kLanes <= n; l += kLanes) {
+        for (int64_t q = 0; q < kLanes; ++q) lanes[q] += static_cast<double>(x[l + q]);
+    }
+    for (; l < n; ++l) lanes[0] += static_cast<double>(x[l]);
+}
+
+static inline double total(const double* lanes) {
+    double sum = 0;
+    for (int64_t q = 0; q < kLanes; ++q) sum += lanes[q];
+    return sum;
+}
+
+template <typename T>
+static void swats(const zoo::Call& c) {
+    const std::vector<double> k = zoo::advance_steps(c);
+    // The Adam phase's -lr sqrt(1 - beta2^k) / (1 - beta1^k) and the SGD phase's
+    // -(1 - beta1) Lambda, per tensor, in double as the reference computes them.
+    std::vector<T> scale(c.n_tensors);
+    for (int64_t i = 0; i < c.n_tensors; ++i) {
+        const double* row = c.per_tensor + i * kPerTensor;
+        scale[i] = row[kPhase] != 0 ? -(1.0 - c.hyper[kBeta1]) * row[kSgdLr]
+                                    : -c.hyper[kLr] * std::sqrt(1.0 - std::pow(c.hyper[kBeta2], k[i])) /
+                                          (1.0 - std::pow(c.hyper[kBeta1], k[i]));
+    }
+    const int threads = zoo::thread_count(c);
+    // Per-thread partial sums of p.g and p.p for each tensor, added up after the threads join.
+    std::vector<double> partial(static_cast<size_t>(threads) * c.n_tensors * 2, 0.0);
+    zoo::branch(c.hyper[kNesterov] != 0, [&](auto nesterov) {
+        zoo::parallel_thread_ranges(c, [&](int thread, int64_t i, int64_t begin, int64_t end) {
+            // Constants made here, in registers: read through the closure inside the loop they
+            // could alias the stores for all the compiler knows, and the loop would not vectorise.
+            const zoo::Prepare<T> prepare(c);
+            const T beta1 = c.hyper[kBeta1], beta2 = c.hyper[kBeta2], eps = c.hyper[kEps];
+            const T one_minus_beta1 = 1.0 - c.hyper[kBeta1], one_minus_beta2 = 1.0 - c.hyper[kBeta2];
+            const T value = scale[i];
+            T* __restrict p = zoo::buffer<T>(c, 0, i);
+            const T* __restrict grad = zoo::buffer<T>(c, 1, i);
+            T* __restrict m = zoo::buffer<T>(c, 2, i);
+            T* __restrict a = zoo::buffer<T>(c, 3, i);
+            if (c.per_tensor[i * kPerTensor + kPhase] != 0) {
+                for (int64_t j = begin; j < end; ++j) {
+                    T param = p[j];
+                    const T g = prepare(grad[j], param);
+                    const T v_t = m[j] * beta1 + g;  // v_k = beta1 v + g
+                    m[j] = v_t;
+                    if constexpr (nesterov) {
+                        p[j] = param + value * (g + beta1 * v_t);  // x -= (1 - beta1) Lambda (g + beta1 v)
+                    } else {
+                        p[j] = param + value * v_t;  // x -= (1 - beta1) Lambda v
+                    }
+                }
+                return;
+            }
+            double pg_lanes[kLanes] = {}, pp_lanes[kLanes] = {};
+            alignas(64) T pg[kBlock], pp[kBlock];
+            for (int64_t start = begin; start < end; start += kBlock) {
+                const int64_t n = std::min(kBlock, end - start);
+                T* __restrict ps = p + start;
+                const T* __restrict gs = grad + start;
+                T* __restrict ms = m + start;
+                T* __restrict as = a + start;
+                for (int64_t l = 0; l < n; ++l) {
+                    T param = ps[l];
+                    const T g = prepare(gs[l], param);
+                    const T m_t = zoo::lerp(ms[l], g, one_minus_beta1);  // m_k = beta1 m + (1 - beta1) g
+                    ms[l] = m_t;
+                    const T a_t = as[l] * beta2 + (one_minus_beta2 * g) * g;  // a_k = beta2 a + (1 - beta2) g^2
+                    as[l] = a_t;
+                    const T step = m_t / (std::sqrt(a_t) + eps) * value;  // p_k
+                    ps[l] = param + step;
+                    pg[l] = step * g;
+                    pp[l] = step * step;
+                }
+                accumulate(pg, n, pg_lanes);
+                accumulate(pp, n, pp_lanes);
+            }
+            double* sums = &partial[(static_cast<size_t>(thread) * c.n_tensors + i) * 2];
+            sums[0] = total(pg_lanes);
+            sums[1] = total(pp_lanes);
+        });
+    });
+    for (int64_t i = 0; i < c.n_tensors; ++i) {
+        double* row = c.per_tensor + i * kPerTensor;
+        double pg = 0, pp = 0;
+        for (int thread = 0; thread < threads; ++thread) {
+            pg += partial[(static_cast<size_t>(thread) * c.n_tensors + i) * 2];
+            pp += partial[(static_cast<size_t>(thread) * c.n_tensors + i) * 2 + 1];
+        }
+        row[kDotPG] = pg;
+        row[kDotPP] = pp;
+    }
+}
+
+ZOO_EXPORT(swats)
