@@ -7,18 +7,20 @@ enum { kLr = zoo::kHyperCommon, kAlpha, kEps, kMomentum, kCentered, kEpsInsideSq
 
 template <typename T>
 static void rmsprop(const zoo::Call& c) {
-    const zoo::Prepare<T> prepare(c);
-    const T alpha = c.hyper[kAlpha], eps = c.hyper[kEps], mu = c.hyper[kMomentum];
-    const T neg_lr = -c.hyper[kLr], one_minus_alpha = 1.0 - c.hyper[kAlpha];
-    const bool eps_inside = c.hyper[kEpsInsideSqrt] != 0;
     const std::vector<double> t = zoo::advance_steps(c);
     std::vector<T> square_weight(c.n_tensors);
     for (int64_t i = 0; i < c.n_tensors; ++i) {
         square_weight[i] = c.hyper[kInitWithFirstGrad] != 0 && t[i] == 1 ? 1.0 : 1.0 - c.hyper[kAlpha];
     }
     zoo::branch(c.hyper[kCentered] != 0, [&](auto centered) {
-        zoo::branch(mu > 0, [&](auto momentum) {
+        zoo::branch(c.hyper[kMomentum] > 0, [&](auto momentum) {
             zoo::parallel_ranges(c, [&](int64_t i, int64_t begin, int64_t end) {
+                // Constants made here, in registers: read through the closure inside the loop they
+                // could alias the stores for all the compiler knows.
+                const zoo::Prepare<T> prepare(c);
+                const T alpha = c.hyper[kAlpha], eps = c.hyper[kEps], mu = c.hyper[kMomentum];
+                const T neg_lr = -c.hyper[kLr], one_minus_alpha = 1.0 - c.hyper[kAlpha];
+                const bool eps_inside = c.hyper[kEpsInsideSqrt] != 0;
                 T* __restrict p = zoo::buffer<T>(c, 0, i);
                 const T* __restrict grad = zoo::buffer<T>(c, 1, i);
                 T* __restrict v = zoo::buffer<T>(c, 2, i);
