@@ -164,17 +164,21 @@ def tensors_fit(param: Tensor, grad: Tensor, buffers: Sequence[Tensor | None], s
     """Whether one parameter's tensors can be handed over by address: dense, contiguous, one dtype,
     one size (a state dict of another shape must never send a kernel past a tensor's end)."""
     numel, dtype = param.numel(), param.dtype
-    return (
+    if not (
         param.is_contiguous()
         and grad.layout == torch.strided
         and grad.is_contiguous()
         and grad.dtype == dtype
         and grad.numel() == numel
-        and all(b is None or (b.is_contiguous() and b.dtype == dtype and b.numel() == numel) for b in buffers)
         and isinstance(step, Tensor)
         and step.dtype == torch.float32
         and step.device.type == "cpu"
-    )
+    ):
+        return False
+    for buffer in buffers:  # a plain loop: this runs for every tensor at every step
+        if buffer is not None and not (buffer.is_contiguous() and buffer.dtype == dtype and buffer.numel() == numel):
+            return False
+    return True
 
 
 def run(
