@@ -25,8 +25,8 @@ static void adabound(const zoo::Call& c) {
             // Constants made here, in registers: read through the closure inside the loop they
             // could alias the stores for all the compiler knows, and the loop would not vectorise.
             const zoo::Prepare<T> prepare(c);
-            const T beta2 = c.hyper[kBeta2], eps = c.hyper[kEps];
-            const T one_minus_beta1 = 1.0 - c.hyper[kBeta1], one_minus_beta2 = 1.0 - c.hyper[kBeta2];
+            const zoo::Moments<T> moments(c.hyper[kBeta1], c.hyper[kBeta2]);
+            const T eps = c.hyper[kEps];
             const T size = step_size[i], lo = lower[i], hi = upper[i];
             T* __restrict p = zoo::buffer<T>(c, 0, i);
             const T* __restrict grad = zoo::buffer<T>(c, 1, i);
@@ -36,9 +36,9 @@ static void adabound(const zoo::Call& c) {
             for (int64_t j = begin; j < end; ++j) {
                 T param = p[j];
                 const T g = prepare(grad[j], param);
-                const T m_t = zoo::lerp(m[j], g, one_minus_beta1);
+                const T m_t = moments.first(m[j], g);
                 m[j] = m_t;
-                T v_t = v[j] * beta2 + (one_minus_beta2 * g) * g;
+                T v_t = moments.second(v[j], g);
                 v[j] = v_t;
                 if constexpr (amsbound) {
                     // torch.maximum(v_max, v_t): a NaN on either side propagates (std::max's would not).

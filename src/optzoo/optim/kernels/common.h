@@ -83,6 +83,19 @@ inline T lerp(T start, T end, T weight) {
     return std::abs(weight) < T(0.5) ? start + weight * (end - start) : end - (end - start) * (T(1) - weight);
 }
 
+// Adam's moment estimates as torch updates them: m.lerp_(g, 1 - beta1) and
+// v.mul_(beta2).addcmul_(g, g, value=1 - beta2). Make one inside the range loop (as Prepare),
+// so its constants sit in registers.
+template <typename T>
+struct Moments {
+    T one_minus_beta1, beta2, one_minus_beta2;
+
+    Moments(double beta1, double beta2_) : one_minus_beta1(1.0 - beta1), beta2(beta2_), one_minus_beta2(1.0 - beta2_) {}
+
+    inline T first(T m, T g) const { return lerp(m, g, one_minus_beta1); }         // beta1 m + (1 - beta1) g
+    inline T second(T v, T g) const { return v * beta2 + (one_minus_beta2 * g) * g; }  // beta2 v + (1 - beta2) g^2
+};
+
 // Adds one to every tensor's step counter and returns the new counts (as the reference's
 // ``state["step"] += 1; t = state["step"].item()``).
 inline std::vector<double> advance_steps(const Call& c) {

@@ -35,8 +35,8 @@ static void nadam(const zoo::Call& c) {
         // Everything the loop reads is a local here (not reached through the closure), so it
         // stays in registers and the loop vectorises.
         const zoo::Prepare<T> prepare(c);
-        const T beta2 = c.hyper[kBeta2], eps = c.hyper[kEps];
-        const T one_minus_beta1 = 1.0 - c.hyper[kBeta1], one_minus_beta2 = 1.0 - c.hyper[kBeta2];
+        const zoo::Moments<T> moments(c.hyper[kBeta1], c.hyper[kBeta2]);
+        const T eps = c.hyper[kEps];
         const T bias2 = per_tensor[i].bias2, grad_scale = per_tensor[i].grad_scale;
         const T momentum_scale = per_tensor[i].momentum_scale;
         T* __restrict p = zoo::buffer<T>(c, 0, i);
@@ -46,9 +46,9 @@ static void nadam(const zoo::Call& c) {
         for (int64_t j = begin; j < end; ++j) {
             T param = p[j];
             const T g = prepare(grad[j], param);
-            const T m_t = zoo::lerp(m[j], g, one_minus_beta1);  // m_t = beta1 m + (1 - beta1) g
+            const T m_t = moments.first(m[j], g);
             m[j] = m_t;
-            const T v_t = v[j] * beta2 + (one_minus_beta2 * g) * g;  // v_t = beta2 v + (1 - beta2) g^2
+            const T v_t = moments.second(v[j], g);
             v[j] = v_t;
             const T denom = std::sqrt(v_t / bias2) + eps;  // sqrt(v_hat_t) + eps
             param = param + (grad_scale * g) / denom;  // the current gradient's part

@@ -39,8 +39,8 @@ static void radam(const zoo::Call& c) {
             // Everything the loop reads is a local here (not reached through a closure), so it
             // stays in registers and the loop vectorises.
             const zoo::Prepare<T> prepare(c);
-            const T lr = c.hyper[kLr], beta2 = c.hyper[kBeta2], eps = c.hyper[kEps];
-            const T one_minus_beta1 = 1.0 - c.hyper[kBeta1], one_minus_beta2 = 1.0 - c.hyper[kBeta2];
+            const zoo::Moments<T> moments(c.hyper[kBeta1], c.hyper[kBeta2]);
+            const T lr = c.hyper[kLr], eps = c.hyper[kEps];
             const T bias1 = per_tensor[i].bias1, root2 = per_tensor[i].root2, r = per_tensor[i].r;
             T* __restrict p = zoo::buffer<T>(c, 0, i);
             const T* __restrict grad = zoo::buffer<T>(c, 1, i);
@@ -49,9 +49,9 @@ static void radam(const zoo::Call& c) {
             for (int64_t j = begin; j < end; ++j) {
                 T param = p[j];
                 const T g = prepare(grad[j], param);
-                const T m_t = zoo::lerp(m[j], g, one_minus_beta1);  // m_t = beta1 m + (1 - beta1) g
+                const T m_t = moments.first(m[j], g);
                 m[j] = m_t;
-                const T v_t = v[j] * beta2 + (one_minus_beta2 * g) * g;  // v_t = beta2 v + (1 - beta2) g^2
+                const T v_t = moments.second(v[j], g);
                 v[j] = v_t;
                 const T m_hat = m_t / bias1;
                 if constexpr (rectified) {

@@ -48,8 +48,8 @@ static void swats(const zoo::Call& c) {
             // Constants made here, in registers: read through the closure inside the loop they
             // could alias the stores for all the compiler knows, and the loop would not vectorise.
             const zoo::Prepare<T> prepare(c);
-            const T beta1 = c.hyper[kBeta1], beta2 = c.hyper[kBeta2], eps = c.hyper[kEps];
-            const T one_minus_beta1 = 1.0 - c.hyper[kBeta1], one_minus_beta2 = 1.0 - c.hyper[kBeta2];
+            const zoo::Moments<T> moments(c.hyper[kBeta1], c.hyper[kBeta2]);
+            const T beta1 = c.hyper[kBeta1], eps = c.hyper[kEps];
             const T value = scale[i];
             T* __restrict p = zoo::buffer<T>(c, 0, i);
             const T* __restrict grad = zoo::buffer<T>(c, 1, i);
@@ -80,9 +80,9 @@ static void swats(const zoo::Call& c) {
                 for (int64_t l = 0; l < n; ++l) {
                     T param = ps[l];
                     const T g = prepare(gs[l], param);
-                    const T m_t = zoo::lerp(ms[l], g, one_minus_beta1);  // m_k = beta1 m + (1 - beta1) g
+                    const T m_t = moments.first(ms[l], g);
                     ms[l] = m_t;
-                    const T a_t = as[l] * beta2 + (one_minus_beta2 * g) * g;  // a_k = beta2 a + (1 - beta2) g^2
+                    const T a_t = moments.second(as[l], g);
                     as[l] = a_t;
                     const T step = m_t / (std::sqrt(a_t) + eps) * value;  // p_k
                     ps[l] = param + step;
