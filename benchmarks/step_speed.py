@@ -14,6 +14,7 @@ the first large step of an algorithm costs once per machine).
 
     python benchmarks/step_speed.py                 # 16M parameters, 99 tensors
     python benchmarks/step_speed.py --size 64 --only adam,sgd-momentum
+    python benchmarks/step_speed.py --device cuda     # on a GPU (untested here: none lent yet)
 
 Writes benchmarks/results/step_speed.md and .json.
 """
@@ -144,11 +145,19 @@ def algorithms() -> list[Algorithm]:
     ]
 
 
-def make_tensors(shapes: list[tuple[int, ...]], seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def make_tensors(
+    shapes: list[tuple[int, ...]], device: torch.device, seed: int = 0
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     g = torch.Generator().manual_seed(seed)
-    params = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
-    grads = [torch.randn(s, generator=g) * 1e-2 for s in shapes]
+    params = [torch.randn(s, generator=g).to(device).requires_grad_() for s in shapes]
+    grads = [(torch.randn(s, generator=g) * 1e-2).to(device) for s in shapes]
     return params, grads
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued accelerator work, so a timing covers the step and not just its launch."""
+    if device.type != "cpu":
+        torch.accelerator.synchronize(device)
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
@@ -163,22 +172,28 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> int:
     return total
 
 
-def time_steps(optimizer: torch.optim.Optimizer, steps: int) -> float:
+def time_steps(optimizer: torch.optim.Optimizer, steps: int, device: torch.device) -> float:
     samples = []
     for _ in range(steps):
+        synchronize(device)
         start = time.perf_counter()
         optimizer.step()
+        synchronize(device)
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
 
 
-def inplace_bandwidth(params: list[torch.Tensor], grads: list[torch.Tensor], steps: int) -> float:
+def inplace_bandwidth(
+    params: list[torch.Tensor], grads: list[torch.Tensor], steps: int, device: torch.device
+) -> float:
     """GB/s of ``p += g`` over the tensors: reads 8 bytes and writes 4 per float32 element."""
     data = [p.detach() for p in params]
     samples = []
     for _ in range(steps):
+        synchronize(device)
         start = time.perf_counter()
         torch._foreach_add_(data, grads, alpha=1e-9)
+        synchronize(device)
         samples.append(time.perf_counter() - start)
     numel = sum(p.numel() for p in params)
     return 12 * numel / statistics.median(samples) / 1e9
@@ -211,12 +226,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="steps per timing (median taken)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats (best taken), contenders alternated")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, or an accelerator such as cuda")
     parser.add_argument("--only", default="", help="comma-separated algorithm names")
     parser.add_argument("--out", type=Path, default=RESULTS / "step_speed")
     args = parser.parse_args()
     if not 1 <= args.size <= 256:
         parser.error("--size must be in [1, 256]")
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
 
     shapes = transformer_shapes(args.size)
     numel = sum(math.prod(s) for s in shapes)
@@ -228,13 +245,15 @@ def main() -> None:
     for algorithm in chosen:
         live = []
         for contender in algorithm.contenders:
-            params, grads = make_tensors(shapes)
+            params, grads = make_tensors(shapes, device)
             try:
                 optimizer = contender.build(params)
                 for p, g in zip(params, grads):
                     p.grad = g
+                synchronize(device)
                 start = time.perf_counter()
                 optimizer.step()
+                synchronize(device)
                 contender.first_step = time.perf_counter() - start
                 contender.state_bytes = state_bytes(optimizer)
                 live.append((contender, optimizer))
@@ -242,19 +261,24 @@ def main() -> None:
                 contender.error = f"{type(error).__name__}: {error}"[:120]
         for _ in range(args.repeats):
             for contender, optimizer in live:
-                contender.times.append(time_steps(optimizer, args.steps))
-        params, grads = make_tensors(shapes)
-        bandwidths.append(inplace_bandwidth(params, grads, args.steps))
+                contender.times.append(time_steps(optimizer, args.steps, device))
+        params, grads = make_tensors(shapes, device)
+        bandwidths.append(inplace_bandwidth(params, grads, args.steps, device))
         del live
     limit = max(bandwidths)
     builds = cold_builds()
 
+    machine = platform.processor() or platform.machine()
+    if device.type == "cuda":
+        machine = torch.cuda.get_device_name(device)
     rows = []
     lines = [
         f"# Optimizer step speed: {numel / 1e6:.1f}M float32 parameters in {len(shapes)} tensors",
         "",
         f"`python benchmarks/step_speed.py --size {args.size:g} --steps {args.steps} --repeats {args.repeats} "
-        f"--threads {args.threads}` on {platform.processor() or platform.machine()}, torch {torch.__version__}. "
+        f"--threads {args.threads} --device {args.device}` on "
+        f"{machine}, "
+        f"torch {torch.__version__}. "
         f"In-place bandwidth limit (`_foreach_add_`, same run): {limit:.1f} GB/s.",
         "",
         "| algorithm | contender | ms/step | vs best peer | of limit | first step ms | state B/param (min) |",

@@ -54,9 +54,12 @@ __all__ = [
     "check_bool",
     "check_choice",
     "check_number",
+    "foreach_update_moments",
     "fused_kernel_applies",
     "group_by_device_and_dtype",
     "new_step_counter",
+    "start_state",
+    "update_moments",
 ]
 
 
@@ -123,6 +126,27 @@ def new_step_counter() -> Tensor:
     through ``torch.distributed.checkpoint`` unchanged.
     """
     return torch.tensor(0.0, dtype=torch.float32)
+
+
+def start_state(state: dict[str, Any], param: Tensor, *buffers: str) -> None:
+    """A fresh per-parameter state: a step counter, and each named buffer zeros like ``param``."""
+    state["step"] = new_step_counter()
+    for name in buffers:
+        state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+
+def update_moments(m: Tensor, v: Tensor, grad: Tensor, beta1: float, beta2: float) -> None:
+    """Adam's moment estimates, in place and as torch.optim.Adam computes them:
+    m_t = beta1 m + (1 - beta1) g (a lerp) and v_t = beta2 v + (1 - beta2) g^2."""
+    m.lerp_(grad, 1 - beta1)
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+
+
+def foreach_update_moments(ms: list[Tensor], vs: list[Tensor], grads: list[Tensor], beta1: float, beta2: float) -> None:
+    """:func:`update_moments` over lists of tensors, with the same operations."""
+    torch._foreach_lerp_(ms, grads, 1 - beta1)
+    torch._foreach_mul_(vs, beta2)
+    torch._foreach_addcmul_(vs, grads, grads, 1 - beta2)
 
 
 def fused_kernel_applies(params: Sequence[Tensor]) -> bool:

@@ -63,7 +63,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_betas, check_bool, check_number, new_step_counter
+from ._core import (
+    ParamsT,
+    ZooOptimizer,
+    check_betas,
+    check_bool,
+    check_number,
+    foreach_update_moments,
+    start_state,
+    update_moments,
+)
 
 __all__ = ["AdaBound"]
 
@@ -129,9 +138,7 @@ class AdaBound(ZooOptimizer):
         return lower, upper
 
     def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        state["step"] = new_step_counter()
-        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        start_state(state, param, "exp_avg", "exp_avg_sq")
         if group["amsbound"]:
             state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
@@ -142,8 +149,7 @@ class AdaBound(ZooOptimizer):
         t = state["step"].item()
         m, v = state["exp_avg"], state["exp_avg_sq"]
 
-        m.lerp_(grad, 1 - beta1)  # m_t = beta1 m + (1 - beta1) g
-        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # v_t = beta2 v + (1 - beta2) g^2
+        update_moments(m, v, grad, beta1, beta2)  # m_t = beta1 m + (1 - beta1) g; v_t = beta2 v + (1 - beta2) g^2
         if group["amsbound"]:
             v = torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])  # v_t = max(v_max, v_t)
         step_size = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)  # Adam's bias-corrected lr
@@ -170,9 +176,7 @@ class AdaBound(ZooOptimizer):
         exp_avgs = [s["exp_avg"] for s in states]
         exp_avg_sqs = [s["exp_avg_sq"] for s in states]
 
-        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        foreach_update_moments(exp_avgs, exp_avg_sqs, grads, beta1, beta2)
         second = exp_avg_sqs
         if group["amsbound"]:
             second = [s["max_exp_avg_sq"] for s in states]

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_number, new_step_counter
+from ._core import ParamsT, ZooOptimizer, check_number, start_state
 
 __all__ = ["Adadelta"]
 
@@ -64,9 +64,7 @@ class Adadelta(ZooOptimizer):
         check_number("eps", group["eps"], 0.0)
 
     def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        state["step"] = new_step_counter()
-        state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["acc_delta"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        start_state(state, param, "square_avg", "acc_delta")
 
     def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
         rho, eps = group["rho"], group["eps"]

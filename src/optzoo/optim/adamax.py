@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_betas, check_number, new_step_counter
+from ._core import ParamsT, ZooOptimizer, check_betas, check_number, start_state
 
 __all__ = ["Adamax"]
 
@@ -65,9 +65,7 @@ class Adamax(ZooOptimizer):
         check_number("eps", group["eps"], 0.0)
 
     def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        state["step"] = new_step_counter()
-        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["exp_inf"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        start_state(state, param, "exp_avg", "exp_inf")
 
     def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]

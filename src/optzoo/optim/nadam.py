@@ -46,7 +46,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_betas, check_bool, check_number, new_step_counter
+from ._core import (
+    ParamsT,
+    ZooOptimizer,
+    check_betas,
+    check_bool,
+    check_number,
+    foreach_update_moments,
+    start_state,
+    update_moments,
+)
 
 __all__ = ["NAdam"]
 
@@ -99,10 +108,8 @@ class NAdam(ZooOptimizer):
         check_bool("decoupled_weight_decay", group["decoupled_weight_decay"])
 
     def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        state["step"] = new_step_counter()
+        start_state(state, param, "exp_avg", "exp_avg_sq")
         state["mu_product"] = 1.0  # the empty product
-        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
     @staticmethod
     def _schedule(group: dict[str, Any], t: float) -> tuple[float, float]:
@@ -120,8 +127,7 @@ class NAdam(ZooOptimizer):
         prod = state["mu_product"] = _times(state["mu_product"], mu)  # prod_{i<=t} mu_i
         prod_next = prod * mu_next  # prod_{i<=t+1} mu_i
 
-        m.lerp_(grad, 1 - beta1)  # m_t = beta1 m + (1 - beta1) g
-        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # v_t = beta2 v + (1 - beta2) g^2
+        update_moments(m, v, grad, beta1, beta2)  # m_t = beta1 m + (1 - beta1) g; v_t = beta2 v + (1 - beta2) g^2
         denom = v.div(1 - beta2**t).sqrt_().add_(group["eps"])  # sqrt(v_hat_t) + eps
         param.addcdiv_(grad, denom, value=-lr * (1 - mu) / (1 - prod))  # the current gradient's part
         param.addcdiv_(m, denom, value=-lr * mu_next / (1 - prod_next))  # the look-ahead momentum's part
@@ -160,9 +166,7 @@ class NAdam(ZooOptimizer):
             momentum_scales.append(-lr * mu_next / (1 - prod * mu_next))
             bias2_roots.append((1 - beta2**t) ** 0.5)
 
-        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        foreach_update_moments(exp_avgs, exp_avg_sqs, grads, beta1, beta2)
         denom = torch._foreach_sqrt(exp_avg_sqs)
         torch._foreach_div_(denom, bias2_roots)
         torch._foreach_add_(denom, group["eps"])

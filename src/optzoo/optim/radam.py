@@ -51,7 +51,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_betas, check_bool, check_number, new_step_counter
+from ._core import (
+    ParamsT,
+    ZooOptimizer,
+    check_betas,
+    check_bool,
+    check_number,
+    foreach_update_moments,
+    start_state,
+    update_moments,
+)
 
 __all__ = ["RAdam"]
 
@@ -94,9 +103,7 @@ class RAdam(ZooOptimizer):
         check_number("rectify_threshold", group["rectify_threshold"], 4.0)
 
     def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        state["step"] = new_step_counter()
-        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        start_state(state, param, "exp_avg", "exp_avg_sq")
 
     @staticmethod
     def _rectification(group: dict[str, Any], t: float) -> float | None:
@@ -115,8 +122,7 @@ class RAdam(ZooOptimizer):
         t = state["step"].item()
         m, v = state["exp_avg"], state["exp_avg_sq"]
 
-        m.lerp_(grad, 1 - beta1)  # m_t = beta1 m + (1 - beta1) g
-        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # v_t = beta2 v + (1 - beta2) g^2
+        update_moments(m, v, grad, beta1, beta2)  # m_t = beta1 m + (1 - beta1) g; v_t = beta2 v + (1 - beta2) g^2
         m_hat = m / (1 - beta1**t)
         r_t = self._rectification(group, t)
         if r_t is None:
@@ -142,9 +148,7 @@ class RAdam(ZooOptimizer):
         exp_avgs = [s["exp_avg"] for s in states]
         exp_avg_sqs = [s["exp_avg_sq"] for s in states]
 
-        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+        foreach_update_moments(exp_avgs, exp_avg_sqs, grads, beta1, beta2)
 
         # Tensors that joined at different times may sit on either side of the threshold.
         rectified, plain = [], []

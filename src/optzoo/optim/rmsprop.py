@@ -57,7 +57,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_bool, check_number, new_step_counter
+from ._core import ParamsT, ZooOptimizer, check_bool, check_number, start_state
 
 __all__ = ["RMSprop"]
 
@@ -105,8 +105,7 @@ class RMSprop(ZooOptimizer):
             check_bool(flag, group[flag])
 
     def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        state["step"] = new_step_counter()
-        state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        start_state(state, param, "square_avg")
         self._add_buffers(group, param, state)
 
     @staticmethod

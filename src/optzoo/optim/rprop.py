@@ -52,7 +52,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_number, new_step_counter
+from ._core import ParamsT, ZooOptimizer, check_number, start_state
 
 __all__ = ["Rprop"]
 
@@ -91,8 +91,7 @@ class Rprop(ZooOptimizer):
         check_number("step_sizes[1]", high, low)
 
     def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        state["step"] = new_step_counter()
-        state["prev"] = torch.zeros_like(param, memory_format=torch.preserve_format)  # g_0 = 0
+        start_state(state, param, "prev")  # g_0 = 0
         state["step_size"] = torch.full_like(param, group["lr"], memory_format=torch.preserve_format)  # Delta_0
 
     @staticmethod

@@ -81,7 +81,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_betas, check_bool, check_number, new_step_counter
+from ._core import (
+    ParamsT,
+    ZooOptimizer,
+    check_betas,
+    check_bool,
+    check_number,
+    foreach_update_moments,
+    start_state,
+    update_moments,
+)
 
 __all__ = ["SWATS"]
 
@@ -138,9 +147,7 @@ class SWATS(ZooOptimizer):
         check_bool("nesterov", group["nesterov"])
 
     def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        state["step"] = new_step_counter()
-        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        start_state(state, param, "exp_avg", "exp_avg_sq")
         state["lambda_avg"] = 0.0
         state["sgd_phase"] = False
         state["sgd_lr"] = 0.0
@@ -173,8 +180,7 @@ class SWATS(ZooOptimizer):
             return
 
         m, a = state["exp_avg"], state["exp_avg_sq"]
-        m.lerp_(grad, 1 - beta1)  # m_k = beta1 m + (1 - beta1) g
-        a.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # a_k = beta2 a + (1 - beta2) g^2
+        update_moments(m, a, grad, beta1, beta2)  # m_k = beta1 m + (1 - beta1) g; a_k = beta2 a + (1 - beta2) g^2
         p = m / (a.sqrt() + eps) * (-lr * math.sqrt(1 - beta2**k) / (1 - beta1**k))  # p_k
         param.add_(p)  # x_k = x_{k-1} + p_k
         if self._projection(group, state, k, float(_dot(p, grad)), float(_dot(p, p))):
@@ -222,9 +228,7 @@ class SWATS(ZooOptimizer):
             exp_avgs = [states[i]["exp_avg"] for i in adam]
             exp_avg_sqs = [states[i]["exp_avg_sq"] for i in adam]
             adam_grads = [grads[i] for i in adam]
-            torch._foreach_lerp_(exp_avgs, adam_grads, 1 - beta1)
-            torch._foreach_mul_(exp_avg_sqs, beta2)
-            torch._foreach_addcmul_(exp_avg_sqs, adam_grads, adam_grads, 1 - beta2)
+            foreach_update_moments(exp_avgs, exp_avg_sqs, adam_grads, beta1, beta2)
             ks = [steps[i].item() for i in adam]
             denom = torch._foreach_sqrt(exp_avg_sqs)
             torch._foreach_add_(denom, eps)
