@@ -267,11 +267,12 @@ class ZooOptimizer(Optimizer):
                 if self._fused_update(group, bucket_params, bucket_grads, bucket_states):
                     continue
                 left = self._native_update(group, bucket_params, bucket_grads, bucket_states)
-                bucket_params = [bucket_params[i] for i in left]
-                bucket_grads = [bucket_grads[i] for i in left]
-                bucket_states = [bucket_states[i] for i in left]
-                if not bucket_params:
+                if not left:
                     continue
+                if len(left) < len(bucket_params):
+                    bucket_params = [bucket_params[i] for i in left]
+                    bucket_grads = [bucket_grads[i] for i in left]
+                    bucket_states = [bucket_states[i] for i in left]
                 # Measured on CPU: the per-tensor loop keeps each tensor in cache and beats the
                 # multi-tensor ops, which stream whole-list temporaries through memory (torch's
                 # own CPU default is the loop too). On accelerators the multi-tensor path wins.
@@ -345,7 +346,7 @@ class ZooOptimizer(Optimizer):
         columns: list[list[Tensor | None]] = []
         for index, (param, grad, state) in enumerate(zip(params, grads, states)):
             buffers = self._native_buffers(group, param, state)
-            if _native.tensors_fit(param, grad, buffers, state["step"]):
+            if _native.tensors_fit(param, [grad, *buffers], state["step"]):
                 taken.append(index)
                 columns.append([param, grad, *buffers])
             else:

@@ -160,23 +160,22 @@ def buckets_fit(params: Sequence[Tensor]) -> bool:
     )
 
 
-def tensors_fit(param: Tensor, grad: Tensor, buffers: Sequence[Tensor | None], step: Tensor) -> bool:
-    """Whether one parameter's tensors can be handed over by address: dense, contiguous, one dtype,
-    one size (a state dict of another shape must never send a kernel past a tensor's end)."""
-    numel, dtype = param.numel(), param.dtype
-    if not (
-        param.is_contiguous()
-        and grad.layout == torch.strided
-        and grad.is_contiguous()
-        and grad.dtype == dtype
-        and grad.numel() == numel
-        and isinstance(step, Tensor)
-        and step.dtype == torch.float32
-        and step.device.type == "cpu"
+def tensors_fit(param: Tensor, others: Sequence[Tensor | None], step: Tensor | None = None) -> bool:
+    """Whether one parameter's tensors can be handed over by address: ``param`` and every one of
+    ``others`` (a gradient, state tensors; None skipped) dense, contiguous, of one dtype and one size
+    (a state dict of another shape must never send a kernel past a tensor's end), and ``step``, if
+    given, the float32 CPU counter a kernel advances."""
+    if not param.is_contiguous():
+        return False
+    if step is not None and not (
+        isinstance(step, Tensor) and step.dtype == torch.float32 and step.device.type == "cpu"
     ):
         return False
-    for buffer in buffers:  # a plain loop: this runs for every tensor at every step
-        if buffer is not None and not (buffer.is_contiguous() and buffer.dtype == dtype and buffer.numel() == numel):
+    numel, dtype = param.numel(), param.dtype
+    for other in others:  # a plain loop: this runs for every tensor at every step
+        if other is not None and not (
+            other.layout == torch.strided and other.is_contiguous() and other.dtype == dtype and other.numel() == numel
+        ):
             return False
     return True
 

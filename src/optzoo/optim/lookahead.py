@@ -188,10 +188,7 @@ class Lookahead(Optimizer):
         it can take; returns the fast and slow weights left to do."""
         if not _native.buckets_fit(fast):
             return fast, slow
-        fits = [
-            f.is_contiguous() and s.is_contiguous() and s.dtype == f.dtype and s.numel() == f.numel()
-            for f, s in zip(fast, slow, strict=True)
-        ]
+        fits = [_native.tensors_fit(f, [s]) for f, s in zip(fast, slow, strict=True)]
         function = _native.kernel("lookahead") if any(fits) else None
         if function is None:
             return fast, slow
