@@ -103,7 +103,7 @@ RMSPROP_SETTINGS = [
 
 RMSprop = Case(
     name="RMSprop",
-    native=True,
+    native="rmsprop",
     make=optzoo.RMSprop,
     oracle_name="torch.optim.RMSprop; Hinton's lecture 6e, the course notes and Graves 2013 transcribed",
     checks=[Check(h, torch.optim.RMSprop) for h in RMSPROP_SETTINGS]
@@ -142,7 +142,7 @@ ADADELTA_SETTINGS = [
 
 Adadelta = Case(
     name="Adadelta",
-    native=True,
+    native="adadelta",
     make=optzoo.Adadelta,
     oracle_name="torch.optim.Adadelta; Zeiler 2012 Algorithm 1 transcribed",
     checks=[Check(h, torch.optim.Adadelta) for h in ADADELTA_SETTINGS]
@@ -171,7 +171,7 @@ ADAMAX_SETTINGS = [
 
 Adamax = Case(
     name="Adamax",
-    native=True,
+    native="adamax",
     make=optzoo.Adamax,
     oracle_name="torch.optim.Adamax; Kingma & Ba 2015 Algorithm 2 transcribed (eps=0)",
     checks=[Check(h, torch.optim.Adamax) for h in ADAMAX_SETTINGS]
@@ -197,7 +197,7 @@ NADAM_SETTINGS = [
 
 NAdam = Case(
     name="NAdam",
-    native=True,
+    native="nadam",
     make=optzoo.NAdam,
     oracle_name="torch.optim.NAdam",
     checks=[Check(h, torch.optim.NAdam) for h in NADAM_SETTINGS]
@@ -227,7 +227,7 @@ RADAM_SETTINGS = [
 
 RAdam = Case(
     name="RAdam",
-    native=True,
+    native="radam",
     make=optzoo.RAdam,
     oracle_name="torch.optim.RAdam; Liu et al. 2020 Algorithm 2 transcribed",
     checks=[Check(h, torch.optim.RAdam) for h in RADAM_SETTINGS]
@@ -263,7 +263,7 @@ RPROP_SETTINGS = [
 
 Rprop = Case(
     name="Rprop",
-    native=True,
+    native="rprop",
     make=optzoo.Rprop,
     oracle_name="torch.optim.Rprop; Igel & Hüsken 2000 iRprop- transcribed",
     checks=[Check(h, torch.optim.Rprop) for h in RPROP_SETTINGS]

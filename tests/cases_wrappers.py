@@ -100,7 +100,7 @@ ADABOUND_BAD = [
 
 AdaBound = Case(
     name="AdaBound",
-    native=True,
+    native="adabound",
     make=optzoo.AdaBound,
     oracle_name="the authors' code (PyPI adabound 0.0.5)",
     checks=[Check(h, AuthorsAdaBound) for h in ADABOUND_SETTINGS]
@@ -121,7 +121,7 @@ AMSBOUND_SETTINGS = [
 
 AMSBound = Case(
     name="AMSBound",
-    native=True,
+    native="adabound",
     make=functools.partial(optzoo.AdaBound, amsbound=True),
     oracle_name="the authors' code (PyPI adabound 0.0.5), amsbound=True",
     checks=[Check(h, functools.partial(AuthorsAdaBound, amsbound=True)) for h in AMSBOUND_SETTINGS]
@@ -183,7 +183,7 @@ LookaheadAdam = Case(
     name="Lookahead-Adam",
     make=lookahead_adam,
     fused=True,
-    native=True,  # the synchronisation
+    native="lookahead",  # the synchronisation, every k-th step
     oracle_name="Zhang et al. 2019 Algorithm 1 over torch.optim.Adam (transcribed); torch-optimizer's Lookahead",
     checks=[
         Check(h, functools.partial(ZhangLookahead, inner=torch.optim.Adam)) for h in LOOKAHEAD_ADAM_SETTINGS
@@ -272,7 +272,7 @@ RANGER_SETTINGS = [
 
 Ranger = Case(
     name="Ranger",
-    native=True,
+    native="radam",
     make=optzoo.Ranger,
     oracle_name="Algorithm 1 over torch.optim.RAdam (transcribed); pytorch_ranger 0.1.1 with weight_decay=0",
     checks=[Check(h, paper_ranger, label=label("paper", h)) for h in RANGER_SETTINGS]
@@ -314,7 +314,7 @@ SWATS_SETTINGS = [
 
 SWATS = Case(
     name="SWATS",
-    native=True,
+    native="swats",
     make=optzoo.SWATS,
     oracle_name="Keskar & Socher 2017 Algorithm 1 per parameter tensor (transcribed, DESIGN.md)",
     checks=[Check(h, functools.partial(KeskarSWATS, betas=(0.9, 0.999), eps=1e-9)) for h in SWATS_SETTINGS],

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -12,6 +13,7 @@ from optzoo.optim import _native
 @dataclass
 class KernelCalls:
     count: int = 0
+    by_kernel: Counter[str] = field(default_factory=Counter)  # calls of each kernel, by .cpp name
 
 
 @pytest.fixture
@@ -21,9 +23,10 @@ def force_native(monkeypatch):
     calls = KernelCalls()
     real_run = _native.run
 
-    def counting_run(*args, **kwargs):
+    def counting_run(function, *args, **kwargs):
         calls.count += 1
-        return real_run(*args, **kwargs)
+        calls.by_kernel[function.__name__.removeprefix("zoo_")] += 1
+        return real_run(function, *args, **kwargs)
 
     monkeypatch.setattr(_native, "MIN_NUMEL", 0)
     monkeypatch.setattr(_native, "run", counting_run)

@@ -46,7 +46,8 @@ class Case:
     has_maximize: bool = True
     has_foreach: bool = True
     fused: bool = False  # foreach=None takes one of torch's fused kernels where it fits
-    native: bool = False  # foreach=None takes optzoo's single-pass CPU kernel (optim/kernels/) where it fits
+    # The single-pass CPU kernel (optim/kernels/<native>.cpp) that foreach=None takes where it fits
+    native: str | None = None
     sparse: bool = False
     complex: bool = False
     oracle_name: str = ""
@@ -148,3 +149,9 @@ def run(make: Callable[[list[torch.Tensor]], Any], steps: int,
 
 def snapshot(optimizer: Any) -> dict[str, Any]:
     return copy.deepcopy(optimizer.state_dict())
+
+
+def expected_kernel_calls(case, hyper, steps):
+    """Calls of the case's native kernel in ``steps`` steps over one parameter group: one a step,
+    or, for Lookahead's synchronisation, one every k-th step."""
+    return steps // hyper.get("k", 5) if case.native == "lookahead" else steps

@@ -18,6 +18,7 @@ import torch
 
 import optzoo
 from optzoo.optim import _native
+from harness import expected_kernel_calls
 from zoo_table import ALL_CASES
 
 NATIVE = [(case, check) for case in ALL_CASES if case.native for check in case.checks]
@@ -61,7 +62,7 @@ def test_native_kernel_equals_reference_step_on_large_tensors(case, check, dtype
     start, grads = big_problem(dtype)
     ours, optimizer = trajectory(lambda p: case.make(p, **check.hyper), start, grads)
     expected, reference = trajectory(lambda p: case.make(p, **check.hyper, foreach=False), start, grads)
-    assert force_native.count >= len(grads) // 10
+    assert force_native.by_kernel[case.native] == expected_kernel_calls(case, check.hyper, len(grads))
     for a, b in zip(ours, expected):
         assert_close(a.detach(), b.detach())
     for state, reference_state in zip(optimizer.state.values(), reference.state.values()):
@@ -209,3 +210,70 @@ def test_tensor_hyper_parameters_take_the_reference_step(force_native):
         reference.step()
     assert force_native.count == 0
     torch.testing.assert_close(params[0], expected[0], rtol=0, atol=0)
+
+
+def ranger_steps(params, grads, **options):
+    """Ranger (k=3) over ``params``; ``grads[t]`` gives each parameter's gradient at step t (None:
+    it has none that step)."""
+    ranger = optzoo.Ranger(params, lr=0.01, k=3, **options)
+    for step_grads in grads:
+        for p, grad in zip(params, step_grads):
+            p.grad = None if grad is None else grad.clone()
+        ranger.step()
+    return ranger
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_ranger_synchronises_within_the_radam_pass(dtype, force_native):
+    """On Ranger's k-th steps RAdam's kernel also moves the slow weights and resets the parameters
+    to them, in the same pass: no separate synchronisation, and the reference's numbers."""
+    torch.set_num_threads(2)
+    start, grads = big_problem(dtype)
+    params = [t.clone().requires_grad_() for t in start]
+    expected = [t.clone().requires_grad_() for t in start]
+    ranger = ranger_steps(params, grads)
+    reference = ranger_steps(expected, grads, foreach=False)
+    assert force_native.by_kernel == {"radam": len(grads)}
+    for p, q in zip(params, expected):
+        assert_close(p.detach(), q.detach())
+        for key in ("lookahead_slow", "exp_avg", "exp_avg_sq"):
+            assert_close(ranger.state[p][key], reference.state[q][key])
+    assert "lookahead_sync" not in vars(ranger.optimizer)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_ranger_synchronises_what_the_radam_pass_did_not_take(dtype, force_native):
+    """A parameter without a gradient on a k-th step, and one the kernel cannot take (transposed),
+    are synchronised by the Lookahead itself, the rest in RAdam's pass: all as the reference."""
+    torch.set_num_threads(2)
+    start, grads = big_problem(dtype)
+    start = [*start, torch.randn(40, 30, dtype=dtype).t(), torch.randn(300, dtype=dtype)]
+    grads = [[*step_grads, torch.ones(30, 40, dtype=dtype), None if t % 3 == 2 else torch.ones(300, dtype=dtype)]
+             for t, step_grads in enumerate(grads)]
+    params = [t.clone().requires_grad_() for t in start]
+    expected = [t.clone().requires_grad_() for t in start]
+    assert not params[-2].is_contiguous()
+    ranger = ranger_steps(params, grads)
+    reference = ranger_steps(expected, grads, foreach=False)
+    # The last parameter misses its gradient on every k-th step: the synchronisation kernel takes it.
+    assert force_native.by_kernel == {"radam": len(grads), "lookahead": len(grads) // 3}
+    for p, q in zip(params, expected):
+        assert_close(p.detach(), q.detach())
+        assert_close(ranger.state[p]["lookahead_slow"], reference.state[q]["lookahead_slow"])
+
+
+def test_a_failed_ranger_step_leaves_no_synchronisation_behind(force_native):
+    params = [torch.randn(100, requires_grad=True)]
+    ranger = optzoo.Ranger(params, k=1)
+    ranger.step()  # the slow weights exist from the first step on
+
+    def failing_closure():
+        raise RuntimeError("the batch failed")
+
+    params[0].grad = torch.ones(100)
+    with pytest.raises(RuntimeError, match="the batch failed"):
+        ranger.step(failing_closure)
+    assert "lookahead_sync" not in vars(ranger.optimizer)
+    before = ranger.state[params[0]]["lookahead_slow"].clone()
+    ranger.step()
+    assert not torch.equal(before, ranger.state[params[0]]["lookahead_slow"])

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -61,12 +62,27 @@ from torch.optim import Optimizer
 from . import _native
 from ._core import Closure, check_number, group_by_device_and_dtype
 
-__all__ = ["Lookahead"]
+__all__ = ["Lookahead", "SynchronisationInStep"]
 
 SLOW = "lookahead_slow"  # per-parameter state entry: the slow weights phi
 K = "lookahead_k"  # group entries
 ALPHA = "lookahead_alpha"
 STEP = "lookahead_step"
+
+
+@dataclass
+class SynchronisationInStep:
+    """A synchronisation a Lookahead hands to an inner optimizer that can do it within its own
+    step, in the same pass over memory (one with a ``lookahead_sync`` attribute: RAdam's native
+    kernel, so Ranger's k-th steps read and write each parameter once, not twice).
+
+    ``slow`` holds the slow weights of the parameters to synchronise, by parameter, with the step
+    size in their group's ``lookahead_alpha``; the inner optimizer adds each parameter it
+    synchronised to ``done``, and the Lookahead synchronises the rest itself.
+    """
+
+    slow: dict[Tensor, Tensor]
+    done: set[Tensor] = field(default_factory=set)
 
 
 def _check_k(name: str, k: Any) -> int:
@@ -152,7 +168,12 @@ class Lookahead(Optimizer):
             if STEP not in group:  # added to the inner optimizer directly
                 self._adopt(group)
             self._check_group(group)
-        loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
+        in_step = self._synchronisation_in_step()
+        try:
+            loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
+        finally:
+            if in_step.slow:
+                del self.optimizer.lookahead_sync
         with torch.no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
@@ -161,8 +182,21 @@ class Lookahead(Optimizer):
                         self._slow[p] = pending if pending is not None else p.detach().clone()
                 group[STEP] += 1
                 if group[STEP] % group[K] == 0:
-                    self._synchronise(group["params"], group[ALPHA], group.get("foreach"))
+                    params = [p for p in group["params"] if p not in in_step.done]
+                    self._synchronise(params, group[ALPHA], group.get("foreach"))
         return loss
+
+    def _synchronisation_in_step(self) -> SynchronisationInStep:
+        """Hand the coming k-th steps' synchronisation to an inner optimizer that can merge it into
+        its own step (see :class:`SynchronisationInStep`); empty if there is none to hand."""
+        in_step = SynchronisationInStep({})
+        if hasattr(self.optimizer, "lookahead_sync"):
+            for group in self.param_groups:
+                if (group[STEP] + 1) % group[K] == 0 and group.get("foreach") is None:
+                    in_step.slow.update((p, self._slow[p]) for p in group["params"] if p in self._slow)
+        if in_step.slow:
+            self.optimizer.lookahead_sync = in_step
+        return in_step
 
     def _synchronise(self, params: list[Tensor], alpha: float, foreach: bool | None) -> None:
         """Synchronise; like the inner optimizer's step, ``foreach=None`` (the default) takes the

@@ -61,6 +61,7 @@ from ._core import (
     start_state,
     update_moments,
 )
+from .lookahead import ALPHA, SynchronisationInStep
 
 __all__ = ["RAdam"]
 
@@ -70,6 +71,9 @@ class RAdam(ZooOptimizer):
 
     state_keys = ("step", "exp_avg", "exp_avg_sq")
     native_kernel = "radam"
+    #: Set by a Lookahead around RAdam (Ranger) for its k-th steps: the synchronisation the
+    #: native kernel does in the same pass (see ``SynchronisationInStep``).
+    lookahead_sync: SynchronisationInStep | None = None
 
     def __init__(
         self,
@@ -133,10 +137,22 @@ class RAdam(ZooOptimizer):
 
     def _native_hyper(self, group: dict[str, Any]) -> list[float]:
         beta1, beta2 = group["betas"]
-        return [group["lr"], beta1, beta2, group["eps"], group["rectify_threshold"]]
+        alpha = group.get(ALPHA, 0.0) if self.lookahead_sync is not None else 0.0
+        return [group["lr"], beta1, beta2, group["eps"], group["rectify_threshold"], alpha]
 
     def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
-        return [state["exp_avg"], state["exp_avg_sq"]]
+        slow = None if self.lookahead_sync is None else self.lookahead_sync.slow.get(param)
+        return [state["exp_avg"], state["exp_avg_sq"], slow]
+
+    def _native_update(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+    ) -> list[int]:
+        left = super()._native_update(group, params, grads, states)
+        sync = self.lookahead_sync
+        if sync is not None:
+            skipped = set(left)
+            sync.done.update(p for i, p in enumerate(params) if i not in skipped and p in sync.slow)
+        return left
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
