@@ -17,8 +17,8 @@ import pytest
 import torch
 
 import optzoo
-from optzoo.optim import _native
 from harness import expected_kernel_calls
+from optzoo.optim import _native
 from zoo_table import ALL_CASES
 
 NATIVE = [(case, check) for case in ALL_CASES if case.native for check in case.checks]
