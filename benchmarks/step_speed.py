@@ -68,7 +68,9 @@ class Contender:
 @dataclass
 class Algorithm:
     name: str
-    bytes_per_param: int  # what the algorithm must read and write per float32 parameter
+    # What the algorithm must read and write per float32 parameter and step, at least: Lookahead's
+    # synchronisation, merged into the inner step's pass, adds the slow weights' 8 bytes every k steps.
+    bytes_per_param: float
     min_state: int  # state tensors per parameter the algorithm needs
     contenders: list[Contender]
 
@@ -125,14 +127,14 @@ def algorithms() -> list[Algorithm]:
             *optional_peer("pytorch-optimizer AdaBound", "pytorch_optimizer", "AdaBound"),
             *optional_peer("torch-optimizer AdaBound", "torch_optimizer", "AdaBound"),
         ]),
-        Algorithm("lookahead-adam", 28 + 16 // 5, 3, [
+        Algorithm("lookahead-adam", 28 + 8 / 5, 3, [
             ours("Lookahead(Adam)", lambda p: optzoo.Lookahead(optzoo.Adam(p), k=5, alpha=0.5)),
             Contender("torch-optimizer Lookahead(torch Adam)",
                       lambda p: importlib.import_module("torch_optimizer").Lookahead(torch.optim.Adam(p)), True),
             Contender("pytorch-optimizer Lookahead(torch Adam)",
                       lambda p: importlib.import_module("pytorch_optimizer").Lookahead(torch.optim.Adam(p)), True),
         ]),
-        Algorithm("ranger", 28 + 16 // 6, 3, [
+        Algorithm("ranger", 28 + 8 / 6, 3, [
             ours("Ranger", lambda p: optzoo.Ranger(p)),
             *optional_peer("pytorch_ranger Ranger", "pytorch_ranger", "Ranger"),
             *optional_peer("pytorch-optimizer Ranger", "pytorch_optimizer", "Ranger"),

@@ -9,25 +9,6 @@
 enum { kLr = zoo::kHyperCommon, kBeta1, kBeta2, kEps, kNesterov };
 enum { kPhase = 0, kSgdLr, kDotPG, kDotPP, kPerTensor };
 
-// The products of a block of elements are summed in double into kLanes independent sums (the
-// compiler may not reorder a floating-point sum, so one running sum would keep the loop scalar).
-constexpr int64_t kBlock = 256, kLanes = 8;
-
-template <typename T>
-static inline void accumulate(const T* __restrict x, int64_t n, double* __restrict lanes) {
-    int64_t l = 0;
-    for (; l + kLanes <= n; l += kLanes) {
-        for (int64_t q = 0; q < kLanes; ++q) lanes[q] += static_cast<double>(x[l + q]);
-    }
-    for (; l < n; ++l) lanes[0] += static_cast<double>(x[l]);
-}
-
-static inline double total(const double* lanes) {
-    double sum = 0;
-    for (int64_t q = 0; q < kLanes; ++q) sum += lanes[q];
-    return sum;
-}
-
 template <typename T>
 static void swats(const zoo::Call& c) {
     const std::vector<double> k = zoo::advance_steps(c);
@@ -69,32 +50,26 @@ static void swats(const zoo::Call& c) {
                 }
                 return;
             }
-            double pg_lanes[kLanes] = {}, pp_lanes[kLanes] = {};
-            alignas(64) T pg[kBlock], pp[kBlock];
-            for (int64_t start = begin; start < end; start += kBlock) {
-                const int64_t n = std::min(kBlock, end - start);
-                T* __restrict ps = p + start;
-                const T* __restrict gs = grad + start;
-                T* __restrict ms = m + start;
-                T* __restrict as = a + start;
-                for (int64_t l = 0; l < n; ++l) {
-                    T param = ps[l];
-                    const T g = prepare(gs[l], param);
-                    const T m_t = moments.first(ms[l], g);
-                    ms[l] = m_t;
-                    const T a_t = moments.second(as[l], g);
-                    as[l] = a_t;
-                    const T step = m_t / (std::sqrt(a_t) + eps) * value;  // p_k
-                    ps[l] = param + step;
-                    pg[l] = step * g;
-                    pp[l] = step * step;
-                }
-                accumulate(pg, n, pg_lanes);
-                accumulate(pp, n, pp_lanes);
+            // p.g and p.p summed in double. Strict floating point forbids reordering a sum, which would
+            // keep this loop scalar; the reduction pragma (-fopenmp-simd: no OpenMP runtime) allows
+            // partial sums in vector lanes, added up at the end.
+            double pg = 0, pp = 0;
+#pragma omp simd reduction(+ : pg, pp)
+            for (int64_t j = begin; j < end; ++j) {
+                T param = p[j];
+                const T g = prepare(grad[j], param);
+                const T m_t = moments.first(m[j], g);
+                m[j] = m_t;
+                const T a_t = moments.second(a[j], g);
+                a[j] = a_t;
+                const T step = m_t / (std::sqrt(a_t) + eps) * value;  // p_k
+                p[j] = param + step;
+                pg += static_cast<double>(step * g);
+                pp += static_cast<double>(step * step);
             }
             double* sums = &partial[(static_cast<size_t>(thread) * c.n_tensors + i) * 2];
-            sums[0] = total(pg_lanes);
-            sums[1] = total(pp_lanes);
+            sums[0] = pg;
+            sums[1] = pp;
         });
     });
     for (int64_t i = 0; i < c.n_tensors; ++i) {
