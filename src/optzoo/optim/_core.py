@@ -166,9 +166,11 @@ def group_by_device_and_dtype(tensors: Sequence[Tensor]) -> list[list[int]]:
     Multi-tensor kernels need every list on one device with one dtype; the tensor
     type is part of the key because DTensors cannot share a list with plain tensors.
     """
-    buckets: dict[tuple[type, torch.device, torch.dtype], list[int]] = {}
+    buckets: dict[tuple[type, torch.dtype, torch.device | None], list[int]] = {}
     for index, tensor in enumerate(tensors):
-        buckets.setdefault((type(tensor), tensor.device, tensor.dtype), []).append(index)
+        # None stands for the CPU: building a device object costs more, per tensor and step, than the rest.
+        device = None if tensor.is_cpu else tensor.device
+        buckets.setdefault((type(tensor), tensor.dtype, device), []).append(index)
     return list(buckets.values())
 
 

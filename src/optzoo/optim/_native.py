@@ -48,6 +48,7 @@ _FLAGS = [
     "-std=c++17", "-shared", "-fPIC", "-pthread",
 ]
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
+_FLOAT32, _STRIDED = torch.float32, torch.strided
 
 Kernel = Callable[..., None]
 
@@ -158,7 +159,7 @@ def buckets_fit(params: Sequence[Tensor]) -> bool:
     float32/float64 tensors, :data:`MIN_NUMEL` elements or more."""
     first = params[0]
     return (
-        first.device.type == "cpu"
+        first.is_cpu
         and first.dtype in _DTYPE_CODES
         and type(first) in (Tensor, torch.nn.Parameter)
         and sum(p.numel() for p in params) >= MIN_NUMEL
@@ -170,16 +171,16 @@ def tensors_fit(param: Tensor, others: Sequence[Tensor | None], step: Tensor | N
     ``others`` (a gradient, state tensors; None skipped) dense, contiguous, of one dtype and one size
     (a state dict of another shape must never send a kernel past a tensor's end), and ``step``, if
     given, the float32 CPU counter a kernel advances."""
+    # This runs for every tensor at every step: a plain loop, identity tests of torch's singleton
+    # dtypes and layouts, and no device objects (each costs more than the rest of a test).
     if not param.is_contiguous():
         return False
-    if step is not None and not (
-        isinstance(step, Tensor) and step.dtype == torch.float32 and step.device.type == "cpu"
-    ):
+    if step is not None and not (isinstance(step, Tensor) and step.dtype is _FLOAT32 and step.is_cpu):
         return False
     numel, dtype = param.numel(), param.dtype
-    for other in others:  # a plain loop: this runs for every tensor at every step
+    for other in others:
         if other is not None and not (
-            other.layout == torch.strided and other.is_contiguous() and other.dtype == dtype and other.numel() == numel
+            other.layout is _STRIDED and other.dtype is dtype and other.is_contiguous() and other.numel() == numel
         ):
             return False
     return True
