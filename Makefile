@@ -31,3 +31,4 @@ test: setup-dev
 
 bench: setup-dev
 	$(BIN)/python benchmarks/step_speed.py
+	$(BIN)/python benchmarks/same_bytes.py
