@@ -31,6 +31,11 @@ Deliberate choices:
   ``ZeroRedundancyOptimizer`` and ``torch.distributed.checkpoint``. They appear
   there from the first step on: before it the state is empty, as a fresh torch
   optimizer's is (``torch.distributed.checkpoint`` relies on that).
+* An inner optimizer that can synchronise within its own pass over memory
+  (:class:`optzoo.RAdam`'s native kernel, so :class:`optzoo.Ranger`) is handed
+  the k-th step's synchronisation (:class:`SynchronisationInStep`) and does it
+  there; the Lookahead does the parameters it did not take. Same numbers, one
+  pass fewer.
 * torch-optimizer's ``Lookahead`` (0.3.0) starts its slow weights after the
   first inner step and synchronises after steps 1, k+1, 2k+1, ... (its update
   formula agrees, tested with its start aligned to Algorithm 1's); on torch 2.13

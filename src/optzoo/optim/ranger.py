@@ -29,7 +29,10 @@ Deliberate choices and differences:
 
 ``Ranger`` is a :class:`optzoo.Lookahead` (the same surface: ``param_groups``,
 ``state`` with the slow weights, ``state_dict``, schedulers, ``GradScaler``) whose
-inner optimizer, an :class:`optzoo.RAdam`, is ``ranger.optimizer``.
+inner optimizer, an :class:`optzoo.RAdam`, is ``ranger.optimizer``. With
+``foreach=None`` (the default) on CPU, the k-th step's synchronisation runs inside
+RAdam's native pass, so that step too reads and writes each parameter once
+(see ``SynchronisationInStep`` in ``lookahead.py``); the numbers are the same.
 
 Example:
     >>> import torch, optzoo
