@@ -277,3 +277,24 @@ def test_a_failed_ranger_step_leaves_no_synchronisation_behind(force_native):
     before = ranger.state[params[0]]["lookahead_slow"].clone()
     ranger.step()
     assert not torch.equal(before, ranger.state[params[0]]["lookahead_slow"])
+
+
+def test_lookahead_groups_synchronise_in_the_radam_pass_with_their_own_k_and_alpha(force_native):
+    """Two groups with their own k and alpha (and a plain Lookahead over RAdam, not Ranger): each
+    group's k-th steps synchronise inside the RAdam pass with that group's alpha."""
+    torch.set_num_threads(2)
+    start, grads = big_problem(torch.float64)
+
+    def lookahead(params, **options):
+        groups = [
+            {"params": params[:2], "lookahead_k": 2, "lookahead_alpha": 0.3},
+            {"params": params[2:], "lookahead_k": 3, "lookahead_alpha": 0.8},
+        ]
+        return optzoo.Lookahead(optzoo.RAdam(groups, lr=0.01, **options))
+
+    ours, optimizer = trajectory(lookahead, start, grads)
+    expected, reference = trajectory(lambda p: lookahead(p, foreach=False), start, grads)
+    assert force_native.by_kernel == {"radam": 2 * len(grads)}
+    for p, q in zip(ours, expected):
+        assert_close(p.detach(), q.detach())
+        assert_close(optimizer.state[p]["lookahead_slow"], reference.state[q]["lookahead_slow"])
