@@ -46,11 +46,13 @@ def big_problem(dtype, seed=0):
 
 
 def trajectory(make, start, grads):
+    """Step ``make(params)`` from copies of ``start`` (strides kept); ``grads[t]`` holds each
+    parameter's gradient at step t, None where it has none that step."""
     params = [t.clone().requires_grad_() for t in start]
     optimizer = make(params)
     for step_grads in grads:
         for p, grad in zip(params, step_grads):
-            p.grad = grad.clone()
+            p.grad = None if grad is None else grad.clone()
         optimizer.step()
     return params, optimizer
 
@@ -212,15 +214,8 @@ def test_tensor_hyper_parameters_take_the_reference_step(force_native):
     torch.testing.assert_close(params[0], expected[0], rtol=0, atol=0)
 
 
-def ranger_steps(params, grads, **options):
-    """Ranger (k=3) over ``params``; ``grads[t]`` gives each parameter's gradient at step t (None:
-    it has none that step)."""
-    ranger = optzoo.Ranger(params, lr=0.01, k=3, **options)
-    for step_grads in grads:
-        for p, grad in zip(params, step_grads):
-            p.grad = None if grad is None else grad.clone()
-        ranger.step()
-    return ranger
+def ranger(**options):
+    return lambda params: optzoo.Ranger(params, lr=0.01, k=3, **options)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
@@ -229,16 +224,14 @@ def test_ranger_synchronises_within_the_radam_pass(dtype, force_native):
     to them, in the same pass: no separate synchronisation, and the reference's numbers."""
     torch.set_num_threads(2)
     start, grads = big_problem(dtype)
-    params = [t.clone().requires_grad_() for t in start]
-    expected = [t.clone().requires_grad_() for t in start]
-    ranger = ranger_steps(params, grads)
-    reference = ranger_steps(expected, grads, foreach=False)
+    params, optimizer = trajectory(ranger(), start, grads)
+    expected, reference = trajectory(ranger(foreach=False), start, grads)
     assert force_native.by_kernel == {"radam": len(grads)}
     for p, q in zip(params, expected):
         assert_close(p.detach(), q.detach())
         for key in ("lookahead_slow", "exp_avg", "exp_avg_sq"):
-            assert_close(ranger.state[p][key], reference.state[q][key])
-    assert "lookahead_sync" not in vars(ranger.optimizer)
+            assert_close(optimizer.state[p][key], reference.state[q][key])
+    assert "lookahead_sync" not in vars(optimizer.optimizer)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
@@ -250,16 +243,14 @@ def test_ranger_synchronises_what_the_radam_pass_did_not_take(dtype, force_nativ
     start = [*start, torch.randn(40, 30, dtype=dtype).t(), torch.randn(300, dtype=dtype)]
     grads = [[*step_grads, torch.ones(30, 40, dtype=dtype), None if t % 3 == 2 else torch.ones(300, dtype=dtype)]
              for t, step_grads in enumerate(grads)]
-    params = [t.clone().requires_grad_() for t in start]
-    expected = [t.clone().requires_grad_() for t in start]
+    params, optimizer = trajectory(ranger(), start, grads)
+    expected, reference = trajectory(ranger(foreach=False), start, grads)
     assert not params[-2].is_contiguous()
-    ranger = ranger_steps(params, grads)
-    reference = ranger_steps(expected, grads, foreach=False)
     # The last parameter misses its gradient on every k-th step: the synchronisation kernel takes it.
     assert force_native.by_kernel == {"radam": len(grads), "lookahead": len(grads) // 3}
     for p, q in zip(params, expected):
         assert_close(p.detach(), q.detach())
-        assert_close(ranger.state[p]["lookahead_slow"], reference.state[q]["lookahead_slow"])
+        assert_close(optimizer.state[p]["lookahead_slow"], reference.state[q]["lookahead_slow"])
 
 
 def test_a_failed_ranger_step_leaves_no_synchronisation_behind(force_native):
