@@ -21,6 +21,7 @@ device or dtype, tensors that are not contiguous, a bucket with fewer than
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -96,6 +97,14 @@ def _cpu_signature() -> str:
     return "".join(line for line in text.splitlines(keepends=True) if line.startswith(("model name", "flags")))[:4096]
 
 
+@functools.cache
+def _toolchain_signature(compiler: str) -> str:
+    """What every kernel's library depends on besides its source: the compiler's version, the
+    flags, the machine and its CPU; asked once per process, not once per kernel."""
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
+    return "\n".join([version, " ".join(_FLAGS), platform.machine(), _cpu_signature()])
+
+
 def _build(compiler: str, source: Path, target: Path) -> None:
     import fcntl  # POSIX only; elsewhere the ImportError means the per-tensor step
 
@@ -120,10 +129,7 @@ def _load(name: str) -> Kernel:
     if compiler is None:
         raise FileNotFoundError("no C++ compiler found (set CXX)")
     source = KERNEL_DIR / f"{name}.cpp"
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
-    key = hashlib.sha256()
-    for part in [version, " ".join(_FLAGS), platform.machine(), _cpu_signature()]:
-        key.update(part.encode())
+    key = hashlib.sha256(_toolchain_signature(compiler).encode())
     for path in [source, *sorted(KERNEL_DIR.glob("*.h"))]:
         key.update(path.name.encode() + path.read_bytes())
     target = _cache_dir() / f"{name}-{key.hexdigest()[:16]}.so"
