@@ -5,27 +5,28 @@ validation, the ``maximize`` sign flip, coupled (L2) and decoupled weight
 decay, lazy state initialisation, grouping tensors by device and dtype for the
 multi-tensor path, and a strict ``load_state_dict``.
 
-An algorithm subclasses :class:`ZooOptimizer` and writes four small methods:
+An algorithm subclasses :class:`ZooOptimizer`, declares its per-parameter state
+(``state_schema``, see ``_schema.py``) and writes a few small methods:
 
 * ``_check_hyper(group)``: raise ``ValueError``/``TypeError`` for a bad value;
-* ``_init_state(group, param, state)``: fill a fresh per-parameter state;
 * ``_reference_update(group, param, grad, state)``: one tensor, in the paper's
   notation, the version a student reads;
 * ``_foreach_update(group, params, grads, states)``: the same update over lists
   of tensors that share a device and dtype, with ``torch._foreach_*`` ops;
-* optionally ``_fused_update(...)``: one of torch's fused kernels, where it
-  computes exactly this algorithm;
+* optionally ``_fused_kernel(group)`` and ``_fused_update(...)``: one of torch's
+  fused kernels, where it computes exactly this algorithm;
 * or a single-pass native CPU kernel (``optim/kernels/<name>.cpp``, see
   ``_native.py``): set ``native_kernel`` to its name and write
-  ``_native_hyper(group)`` (its hyper-parameters after the common ones) and
-  ``_native_buffers(group, param, state)`` (its state tensors, in order); a kernel
-  that reads or writes per-tensor values (a phase, a whole-tensor sum) also writes
+  ``_native_hyper(group)`` (its hyper-parameters after the common ones); its state
+  tensors are the schema's, in declared order. A kernel that reads or writes
+  per-tensor values (a phase, a whole-tensor sum) also writes
   ``_native_per_tensor(group, states)`` (the float64 array it receives) and
   ``_native_after(group, states, per_tensor)`` (what to make of it once it ran).
 
 ``foreach=None`` (the default) prefers torch's fused kernel, then the native
-one, then the per-tensor step on CPU (faster there than the multi-tensor ops,
-measured) and the multi-tensor one elsewhere.
+one, each only on the tensors ``_dispatch``'s allow-list proves it handles, then
+the per-tensor step on CPU (faster there than the multi-tensor ops, measured)
+and the multi-tensor one elsewhere; every path gives the same numbers.
 
 The gradients both update methods receive already carry ``maximize`` and
 coupled weight decay, and decoupled weight decay has already been applied to
@@ -35,37 +36,40 @@ the parameters, so no algorithm file handles either.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from . import _native
+from . import _dispatch, _native
+from ._schema import Entry, StateSchema, new_step_counter
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 Closure = Callable[[], Any]
 
 __all__ = [
+    "Entry",
     "ParamsT",
+    "StateSchema",
     "ZooOptimizer",
     "check_betas",
     "check_bool",
     "check_choice",
     "check_number",
     "foreach_update_moments",
-    "fused_kernel_applies",
     "group_by_device_and_dtype",
     "new_step_counter",
-    "start_state",
     "update_moments",
 ]
 
 
 def _as_real(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
+        if isinstance(value, Tensor) and value.numel() != 1:
+            raise ValueError(f"Tensor {name} must be 1-element, got shape {tuple(value.shape)}")
+        if isinstance(value, Tensor) and not value.requires_grad:
             return float(value.item())
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     return float(value)
@@ -101,9 +105,11 @@ def _fmt(bound: float) -> str:
 
 
 def check_betas(name: str, betas: Any, count: int = 2) -> tuple[float, ...]:
-    """Check a tuple of ``count`` decay rates, each in [0, 1)."""
+    """Check a tuple of ``count`` decay rates, each in [0, 1), all numbers or all tensors (as torch requires)."""
     if not isinstance(betas, (tuple, list)) or len(betas) != count:
         raise TypeError(f"{name} must be a tuple of {count} numbers in [0, 1), got {betas!r}")
+    if len({isinstance(b, Tensor) for b in betas}) > 1:
+        raise ValueError(f"{name} must be either all floats or all Tensors, got {betas!r}")
     return tuple(check_number(f"{name}[{i}]", b, 0.0, 1.0, high_open=True) for i, b in enumerate(betas))
 
 
@@ -119,22 +125,6 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
     return value
 
 
-def new_step_counter() -> Tensor:
-    """A per-parameter step count, stored as torch stores it (a float32 scalar tensor).
-
-    A tensor rather than an int so state dicts look like torch.optim's and travel
-    through ``torch.distributed.checkpoint`` unchanged.
-    """
-    return torch.tensor(0.0, dtype=torch.float32)
-
-
-def start_state(state: dict[str, Any], param: Tensor, *buffers: str) -> None:
-    """A fresh per-parameter state: a step counter, and each named buffer zeros like ``param``."""
-    state["step"] = new_step_counter()
-    for name in buffers:
-        state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
-
-
 def update_moments(m: Tensor, v: Tensor, grad: Tensor, beta1: float, beta2: float) -> None:
     """Adam's moment estimates, in place and as torch.optim.Adam computes them:
     m_t = beta1 m + (1 - beta1) g (a lerp) and v_t = beta2 v + (1 - beta2) g^2."""
@@ -147,17 +137,6 @@ def foreach_update_moments(ms: list[Tensor], vs: list[Tensor], grads: list[Tenso
     torch._foreach_lerp_(ms, grads, 1 - beta1)
     torch._foreach_mul_(vs, beta2)
     torch._foreach_addcmul_(vs, grads, grads, 1 - beta2)
-
-
-def fused_kernel_applies(params: Sequence[Tensor]) -> bool:
-    """Whether torch's fused optimizer kernels take these tensors: plain (not DTensor or
-    tensor-subclass) floating-point tensors on CPU or CUDA."""
-    first = params[0]
-    return (
-        all(type(p) in (Tensor, torch.nn.Parameter) for p in params)
-        and first.device.type in ("cpu", "cuda")
-        and first.dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16)
-    )
 
 
 def group_by_device_and_dtype(tensors: Sequence[Tensor]) -> list[list[int]]:
@@ -177,15 +156,16 @@ def group_by_device_and_dtype(tensors: Sequence[Tensor]) -> list[list[int]]:
 class ZooOptimizer(Optimizer):
     """Base class of optzoo's optimizers (see the module docstring).
 
-    Class attributes a subclass may set:
+    Class attributes a subclass sets:
 
-    * ``state_keys``: the per-parameter state entries; ``load_state_dict`` refuses
-      a state dict whose entries differ (another optimizer's, say);
+    * ``state_schema``: its per-parameter state (``_schema.StateSchema``), which starts
+      the state, checks a state dict before it is loaded and names the tensors a fast
+      kernel takes;
     * ``native_kernel``: the name of the algorithm's single-pass CPU kernel, if it has one;
     * ``supports_sparse`` / ``supports_complex``: refused with a clear error when False.
     """
 
-    state_keys: tuple[str, ...] = ()
+    state_schema: StateSchema = StateSchema()
     native_kernel: str | None = None
     supports_sparse: bool = False
     supports_complex: bool = False
@@ -256,8 +236,7 @@ class ZooOptimizer(Optimizer):
         states = []
         for p in params:
             state = self.state[p]
-            if not state:
-                self._init_state(group, p, state)
+            self.state_schema.complete(group, p, state)
             states.append(state)
         grads = [p.grad for p in params]
         for bucket in group_by_device_and_dtype(params):
@@ -266,9 +245,7 @@ class ZooOptimizer(Optimizer):
             bucket_states = [states[i] for i in bucket]
             foreach = group["foreach"]
             if foreach is None:
-                if self._fused_update(group, bucket_params, bucket_grads, bucket_states):
-                    continue
-                left = self._native_update(group, bucket_params, bucket_grads, bucket_states)
+                left = self._fast_update(group, bucket_params, bucket_grads, bucket_states)
                 if not left:
                     continue
                 if len(left) < len(bucket_params):
@@ -285,6 +262,114 @@ class ZooOptimizer(Optimizer):
             else:
                 for p, grad, state in zip(bucket_params, bucket_grads, bucket_states):
                     self._reference_update(group, p, self._reference_prepare(group, p, grad), state)
+
+    # ------------------------------------------------------------ the fast paths
+    def _fast_update(
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+    ) -> list[int]:
+        """Update with torch's fused kernel, then optzoo's native one, every parameter the allow-list
+        in ``_dispatch`` lets them take; return the indices of the rest."""
+        rest = list(range(len(params)))
+        fused = self._fused_kernel(group)
+        if fused is not None and _dispatch.bucket_allowed(_dispatch.FUSED[fused].dtypes, params[0]):
+            on_device = _dispatch.FUSED[fused].steps_on_device and not params[0].is_cpu
+            if on_device:
+                self._steps_to_device(params, states)
+            taken, rest = self._split(group, params, grads, states, rest, steps_on_device=on_device)
+            if taken:
+                self._run_fused(group, fused, *self._pick(taken, params, grads, states))
+        if (
+            rest
+            and self.native_kernel is not None
+            and _dispatch.bucket_allowed(_dispatch.NATIVE_DTYPES, params[0])
+            and sum(params[i].numel() for i in rest) >= _native.MIN_NUMEL
+        ):
+            rest = self._native_update(group, params, grads, states, rest)
+        return rest
+
+    def _split(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+        indices: list[int],
+        steps_on_device: bool = False,
+    ) -> tuple[list[int], list[int]]:
+        """``_dispatch.split`` over ``indices``, with each parameter's kernel buffers from the schema."""
+        taken, rest = _dispatch.split(
+            [params[i] for i in indices],
+            [grads[i] for i in indices],
+            [self._native_buffers(group, params[i], states[i]) for i in indices],
+            [self.state_schema.step(states[i]) for i in indices],
+            steps_on_device=steps_on_device,
+        )
+        return [indices[j] for j in taken], [indices[j] for j in rest]
+
+    @staticmethod
+    def _pick(indices: list[int], *columns: list[Any]) -> list[list[Any]]:
+        return [[column[i] for i in indices] for column in columns]
+
+    def _steps_to_device(self, params: list[Tensor], states: list[dict[str, Any]]) -> None:
+        """Move CPU step counters to the parameters' accelerator, where its fused kernels read them
+        (as torch.optim keeps them with ``fused=True``); done once, the counts unchanged."""
+        name = self.state_schema.step_name
+        for param, state in zip(params, states):
+            step = state.get(name)
+            if isinstance(step, Tensor) and step.is_cpu:
+                state[name] = step.to(device=param.device, dtype=torch.float32)
+
+    def _run_fused(
+        self, group: dict[str, Any], kernel: str, params: list[Tensor], grads: list[Tensor], states: list[dict]
+    ) -> None:
+        """Advance the step counts and run the fused kernel; if it raises, the counts go back."""
+        steps = [s[self.state_schema.step_name] for s in states] if self.state_schema.step_name else []
+        if steps:
+            torch._foreach_add_(steps, 1.0)
+        try:
+            self._fused_update(group, kernel, params, grads, states)
+        except BaseException:
+            if steps:
+                torch._foreach_sub_(steps, 1.0)
+            raise
+
+    def _native_update(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+        indices: list[int],
+    ) -> list[int]:
+        """Update with the native kernel every one of ``indices`` it can take; return the rest."""
+        hyper = self._native_hyper(group)
+        weight_decay = group.get("weight_decay", 0.0)
+        # A tensor hyper-parameter makes the reference compute its scalars in the tensor's
+        # precision, which a kernel taking float64 scalars would not reproduce.
+        if hyper is None or any(isinstance(value, Tensor) for value in [*hyper, group["lr"], weight_decay]):
+            return indices
+        function = _native.kernel(self.native_kernel)
+        if function is None:
+            return indices
+        taken, rest = self._split(group, params, grads, states, indices)
+        if taken:
+            common = [
+                float(group["maximize"]),
+                weight_decay,
+                float(group.get("decoupled_weight_decay", False)),
+                self._decoupled_decay(group) if weight_decay != 0 else 1.0,
+            ]
+            taken_states = [states[i] for i in taken]
+            by_buffer = [
+                [params[i] for i in taken],
+                [grads[i] for i in taken],
+                *map(list, zip(*(self._native_buffers(group, params[i], states[i]) for i in taken))),
+            ]
+            per_tensor = self._native_per_tensor(group, taken_states)
+            _native.run(function, by_buffer, [s["step"] for s in taken_states], common + hyper, per_tensor)
+            if per_tensor is not None:
+                self._native_after(group, taken_states, per_tensor)
+        return rest
 
     # -------------------------------------------------- maximize and weight decay
     def _decoupled_decay(self, group: dict[str, Any]) -> float:
@@ -316,57 +401,17 @@ class ZooOptimizer(Optimizer):
         return grads
 
     # ------------------------------------------------------- the algorithm's part
+    def _fused_kernel(self, group: dict[str, Any]) -> str | None:
+        """The name (in ``_dispatch.FUSED``) of torch's fused kernel that computes exactly this
+        group's update, or None (the default) where there is none."""
+        return None
+
     def _fused_update(
-        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
-    ) -> bool:
-        """Update one bucket with a single fused kernel, if the algorithm has one that fits.
-
-        Called with the raw gradients (the kernel applies ``maximize`` and weight
-        decay itself) when ``foreach`` is None; return False to fall back to
-        ``_foreach_update``.
-        """
-        return False
-
-    def _native_update(
-        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
-    ) -> list[int]:
-        """Update with the native kernel every parameter it can take; return the indices of the rest."""
-        everything = list(range(len(params)))
-        if self.native_kernel is None or not _native.buckets_fit(params):
-            return everything
-        hyper = self._native_hyper(group)
-        weight_decay = group.get("weight_decay", 0.0)
-        # A tensor hyper-parameter makes the reference compute its scalars in the tensor's
-        # precision, which a kernel taking float64 scalars would not reproduce.
-        if hyper is None or any(isinstance(value, Tensor) for value in [*hyper, group["lr"], weight_decay]):
-            return everything
-        function = _native.kernel(self.native_kernel)
-        if function is None:
-            return everything
-        taken: list[int] = []
-        left: list[int] = []
-        columns: list[list[Tensor | None]] = []
-        for index, (param, grad, state) in enumerate(zip(params, grads, states)):
-            buffers = self._native_buffers(group, param, state)
-            if _native.tensors_fit(param, [grad, *buffers], state["step"]):
-                taken.append(index)
-                columns.append([param, grad, *buffers])
-            else:
-                left.append(index)
-        if taken:
-            common = [
-                float(group["maximize"]),
-                weight_decay,
-                float(group.get("decoupled_weight_decay", False)),
-                self._decoupled_decay(group) if weight_decay != 0 else 1.0,
-            ]
-            by_buffer = [list(column) for column in zip(*columns)]
-            taken_states = [states[i] for i in taken]
-            per_tensor = self._native_per_tensor(group, taken_states)
-            _native.run(function, by_buffer, [s["step"] for s in taken_states], common + hyper, per_tensor)
-            if per_tensor is not None:
-                self._native_after(group, taken_states, per_tensor)
-        return left
+        self, group: dict[str, Any], kernel: str, params: list[Tensor], grads: list[Tensor], states: list[dict]
+    ) -> None:
+        """Run torch's fused ``kernel`` on tensors ``_dispatch`` accepted for it, with the raw gradients
+        (the kernel applies ``maximize`` and weight decay itself); the step counts are advanced."""
+        raise NotImplementedError
 
     def _native_hyper(self, group: dict[str, Any]) -> list[float] | None:
         """The native kernel's own hyper-parameters for this group, or None where the kernel
@@ -374,8 +419,9 @@ class ZooOptimizer(Optimizer):
         return None
 
     def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
-        """The state tensors the native kernel takes after the parameter and its gradient."""
-        raise NotImplementedError
+        """The state tensors a fast kernel takes after the parameter and its gradient: the schema's,
+        in declared order."""
+        return self.state_schema.buffers(group, state)
 
     def _native_per_tensor(self, group: dict[str, Any], states: list[dict[str, Any]]) -> Tensor | None:
         """The per-tensor values the native kernel reads and writes (``per_tensor`` in
@@ -386,9 +432,6 @@ class ZooOptimizer(Optimizer):
     def _native_after(self, group: dict[str, Any], states: list[dict[str, Any]], per_tensor: Tensor) -> None:
         """Called after the kernel ran, with the array ``_native_per_tensor`` gave it, to take
         back what the kernel wrote there (into ``states``)."""
-
-    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        raise NotImplementedError
 
     def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -403,24 +446,32 @@ class ZooOptimizer(Optimizer):
         """Load a state dict; refuse, leaving this optimizer untouched, one that does not fit.
 
         Beyond torch's checks (same number of groups and of parameters per group),
-        the saved groups must carry this optimizer's hyper-parameters and the saved
-        per-parameter state this optimizer's entries, so another optimizer's state
-        dict is refused rather than silently half-used.
+        the saved groups must carry this optimizer's hyper-parameters and every saved
+        per-parameter state must fit the algorithm's state schema for its parameter
+        (entries, shapes, dtypes), so another optimizer's state dict, or a damaged one,
+        is refused with a ``ValueError`` rather than half-used or handed to a kernel.
         """
         self._check_state_dict(state_dict)
         super().load_state_dict(state_dict)
+        for state in self.state.values():
+            self.state_schema.normalise(state)
 
-    def _check_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def _check_state_dict(self, state_dict: Any) -> None:
         name = type(self).__name__
-        if not isinstance(state_dict, dict) or set(state_dict) < {"state", "param_groups"}:
+        if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
             raise ValueError(f"{name}.load_state_dict expects a dict with 'state' and 'param_groups'")
-        saved_groups = state_dict["param_groups"]
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, Sequence) or not isinstance(saved_state, Mapping):
+            raise ValueError(f"{name}.load_state_dict: 'param_groups' must be a list and 'state' a dict")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"{name}.load_state_dict: the state dict has {len(saved_groups)} parameter groups, "
                 f"this optimizer has {len(self.param_groups)}"
             )
+        owners: dict[Any, tuple[dict[str, Any], Tensor, str]] = {}
         for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if not isinstance(saved, Mapping) or "params" not in saved:
+                raise ValueError(f"{name}.load_state_dict: group {index} is not a dict with 'params'")
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
                     f"{name}.load_state_dict: group {index} holds {len(saved['params'])} parameters "
@@ -435,11 +486,10 @@ class ZooOptimizer(Optimizer):
             hyper = {**self.defaults, **{k: v for k, v in saved.items() if k != "params"}}
             self._check_common(hyper)
             self._check_hyper(hyper)
-        for param_id, state in state_dict["state"].items():
-            unexpected = set(state) - set(self.state_keys)
-            if unexpected:
-                raise ValueError(
-                    f"{name}.load_state_dict: state of parameter {param_id} has entries "
-                    f"{sorted(unexpected)}, expected only {sorted(self.state_keys)}; "
-                    "is this another optimizer's state dict?"
-                )
+            for position, (param_id, param) in enumerate(zip(saved["params"], group["params"])):
+                owners[param_id] = (hyper, param, f"group {index}, parameter {position} (id {param_id!r})")
+        for param_id, state in saved_state.items():
+            if param_id not in owners:
+                raise ValueError(f"{name}.load_state_dict: state for parameter id {param_id!r}, which no group lists")
+            hyper, param, where = owners[param_id]
+            self.state_schema.check(hyper, param, state, f"{name}.load_state_dict: state of {where}")

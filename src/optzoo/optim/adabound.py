@@ -64,13 +64,14 @@ import torch
 from torch import Tensor
 
 from ._core import (
+    Entry,
     ParamsT,
+    StateSchema,
     ZooOptimizer,
     check_betas,
     check_bool,
     check_number,
     foreach_update_moments,
-    start_state,
     update_moments,
 )
 
@@ -80,7 +81,12 @@ __all__ = ["AdaBound"]
 class AdaBound(ZooOptimizer):
     """AdaBound / AMSBound (see the module docstring for the update rule)."""
 
-    state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    state_schema = StateSchema(
+        Entry("step", "step"),
+        Entry("exp_avg"),
+        Entry("exp_avg_sq"),
+        Entry("max_exp_avg_sq", when="amsbound"),
+    )
     native_kernel = "adabound"
 
     def __init__(
@@ -137,11 +143,6 @@ class AdaBound(ZooOptimizer):
         upper = final_lr * (1 + 1 / gamma_t) if gamma_t else math.inf
         return lower, upper
 
-    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        start_state(state, param, "exp_avg", "exp_avg_sq")
-        if group["amsbound"]:
-            state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-
     def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
         lr, eps = group["lr"], group["eps"]
@@ -162,9 +163,6 @@ class AdaBound(ZooOptimizer):
         # final_lr) with _reference_update's formulas.
         beta1, beta2 = group["betas"]
         return [group["lr"], beta1, beta2, group["eps"], self._final_lr(group), group["gamma"], group["amsbound"]]
-
-    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
-        return [state["exp_avg"], state["exp_avg_sq"], state["max_exp_avg_sq"] if group["amsbound"] else None]
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_number, start_state
+from ._core import Entry, ParamsT, StateSchema, ZooOptimizer, check_number
 
 __all__ = ["Adadelta"]
 
@@ -42,7 +42,7 @@ __all__ = ["Adadelta"]
 class Adadelta(ZooOptimizer):
     """Adadelta (see the module docstring for the update rule)."""
 
-    state_keys = ("step", "square_avg", "acc_delta")
+    state_schema = StateSchema(Entry("step", "step"), Entry("square_avg"), Entry("acc_delta"))
     native_kernel = "adadelta"
 
     def __init__(
@@ -63,9 +63,6 @@ class Adadelta(ZooOptimizer):
         check_number("rho", group["rho"], 0.0, 1.0)
         check_number("eps", group["eps"], 0.0)
 
-    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        start_state(state, param, "square_avg", "acc_delta")
-
     def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
         rho, eps = group["rho"], group["eps"]
         state["step"] += 1
@@ -80,9 +77,6 @@ class Adadelta(ZooOptimizer):
 
     def _native_hyper(self, group: dict[str, Any]) -> list[float]:
         return [group["lr"], group["rho"], group["eps"]]
-
-    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
-        return [state["square_avg"], state["acc_delta"]]
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

@@ -43,7 +43,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_number, fused_kernel_applies, new_step_counter
+from ._core import Entry, ParamsT, StateSchema, ZooOptimizer, check_number
 
 __all__ = ["Adagrad"]
 
@@ -51,7 +51,7 @@ __all__ = ["Adagrad"]
 class Adagrad(ZooOptimizer):
     """Adagrad (see the module docstring for the update rule)."""
 
-    state_keys = ("step", "sum")
+    state_schema = StateSchema(Entry("step", "step"), Entry("sum", fill="initial_accumulator_value"))  # s_0
 
     def __init__(
         self,
@@ -81,12 +81,6 @@ class Adagrad(ZooOptimizer):
         check_number("initial_accumulator_value", group["initial_accumulator_value"], 0.0)
         check_number("eps", group["eps"], 0.0)
 
-    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        state["step"] = new_step_counter()
-        state["sum"] = torch.full_like(
-            param, group["initial_accumulator_value"], memory_format=torch.preserve_format
-        )  # s_0
-
     def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
         state["step"] += 1
         t = state["step"].item()
@@ -97,26 +91,23 @@ class Adagrad(ZooOptimizer):
         denom = s.sqrt().add_(group["eps"])  # sqrt(s_t) + eps
         param.addcdiv_(grad, denom, value=-eta_t)  # theta -= eta_t g / denom
 
+    def _fused_kernel(self, group: dict[str, Any]) -> str | None:
+        return "adagrad"
+
     def _fused_update(
-        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
-    ) -> bool:
-        # The kernel reads the step counts where the parameters are; ours live on the CPU.
-        if not fused_kernel_applies(params) or params[0].device.type != "cpu":
-            return False
-        steps = [s["step"] for s in states]
-        torch._foreach_add_(steps, 1.0)
+        self, group: dict[str, Any], kernel: str, params: list[Tensor], grads: list[Tensor], states: list[dict]
+    ) -> None:
         torch._fused_adagrad_(
             params,
             grads,
             [s["sum"] for s in states],
-            steps,
+            [s["step"] for s in states],
             lr=group["lr"],
             lr_decay=group["lr_decay"],
             weight_decay=group["weight_decay"],
             eps=group["eps"],
             maximize=group["maximize"],
         )
-        return True
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

@@ -50,14 +50,14 @@ import torch
 from torch import Tensor
 
 from ._core import (
+    Entry,
     ParamsT,
+    StateSchema,
     ZooOptimizer,
     check_betas,
     check_bool,
     check_number,
     foreach_update_moments,
-    fused_kernel_applies,
-    start_state,
     update_moments,
 )
 
@@ -67,7 +67,12 @@ __all__ = ["Adam"]
 class Adam(ZooOptimizer):
     """Adam / AMSGrad / AdamW (see the module docstring for the update rule)."""
 
-    state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    state_schema = StateSchema(
+        Entry("step", "step"),
+        Entry("exp_avg"),
+        Entry("exp_avg_sq"),
+        Entry("max_exp_avg_sq", when="amsgrad"),
+    )
 
     def __init__(
         self,
@@ -102,6 +107,11 @@ class Adam(ZooOptimizer):
 
     def _check_hyper(self, group: dict[str, Any]) -> None:
         check_betas("betas", group["betas"])
+        if group["foreach"]:
+            # As torch.optim.Adam: the multi-tensor step takes its scalars as Python numbers.
+            for name, value in (("lr", group["lr"]), ("betas[0]", group["betas"][0]), ("betas[1]", group["betas"][1])):
+                if isinstance(value, Tensor):
+                    raise ValueError(f"{name} as a Tensor is not supported with foreach=True")
         check_number("eps", group["eps"], 0.0)
         for flag in (
             "amsgrad",
@@ -123,11 +133,6 @@ class Adam(ZooOptimizer):
         schedule_multiplier = group["lr"] / group["initial_lr"] if group["initial_lr"] else 0.0
         return 1.0 - schedule_multiplier * group["weight_decay"]
 
-    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        start_state(state, param, "exp_avg", "exp_avg_sq")
-        if group["amsgrad"]:
-            state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-
     def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
         lr, eps = group["lr"], group["eps"]
@@ -148,24 +153,25 @@ class Adam(ZooOptimizer):
             denom = (v.sqrt() / math.sqrt(bias2)).add_(eps)  # sqrt(v_hat) + eps
         param.addcdiv_(m, denom, value=-lr / bias1)  # theta -= lr * m_hat / denom
 
-    def _fused_update(
-        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
-    ) -> bool:
+    def _fused_kernel(self, group: dict[str, Any]) -> str | None:
         paper_form = group["eps_inside_sqrt"] or not group["amsgrad_bias_correction"]
         scheduled_decay = group["decoupled_weight_decay"] and not group["decay_scaled_by_lr"]
-        if paper_form or scheduled_decay or not fused_kernel_applies(params):
-            return False
+        if paper_form or scheduled_decay:
+            return None
+        return "adamw" if group["decoupled_weight_decay"] else "adam"
+
+    def _fused_update(
+        self, group: dict[str, Any], kernel: str, params: list[Tensor], grads: list[Tensor], states: list[dict]
+    ) -> None:
         beta1, beta2 = group["betas"]
-        steps = [s["step"] for s in states]
-        torch._foreach_add_(steps, 1.0)
-        kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
-        kernel(
+        function = torch._fused_adamw_ if kernel == "adamw" else torch._fused_adam_
+        function(
             params,
             grads,
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
             [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else [],
-            steps,
+            [s["step"] for s in states],
             lr=group["lr"],
             beta1=beta1,
             beta2=beta2,
@@ -174,7 +180,6 @@ class Adam(ZooOptimizer):
             amsgrad=group["amsgrad"],
             maximize=group["maximize"],
         )
-        return True
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

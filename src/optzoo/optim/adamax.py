@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_betas, check_number, start_state
+from ._core import Entry, ParamsT, StateSchema, ZooOptimizer, check_betas, check_number
 
 __all__ = ["Adamax"]
 
@@ -43,7 +43,7 @@ __all__ = ["Adamax"]
 class Adamax(ZooOptimizer):
     """Adamax (see the module docstring for the update rule)."""
 
-    state_keys = ("step", "exp_avg", "exp_inf")
+    state_schema = StateSchema(Entry("step", "step"), Entry("exp_avg"), Entry("exp_inf"))
     native_kernel = "adamax"
 
     def __init__(
@@ -64,9 +64,6 @@ class Adamax(ZooOptimizer):
         check_betas("betas", group["betas"])
         check_number("eps", group["eps"], 0.0)
 
-    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        start_state(state, param, "exp_avg", "exp_inf")
-
     def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
         state["step"] += 1
@@ -80,9 +77,6 @@ class Adamax(ZooOptimizer):
     def _native_hyper(self, group: dict[str, Any]) -> list[float]:
         beta1, beta2 = group["betas"]
         return [group["lr"], beta1, beta2, group["eps"]]
-
-    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
-        return [state["exp_avg"], state["exp_inf"]]
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

@@ -47,13 +47,14 @@ import torch
 from torch import Tensor
 
 from ._core import (
+    Entry,
     ParamsT,
+    StateSchema,
     ZooOptimizer,
     check_betas,
     check_bool,
     check_number,
     foreach_update_moments,
-    start_state,
     update_moments,
 )
 
@@ -73,7 +74,12 @@ def _times(product: float, mu: float) -> float:
 class NAdam(ZooOptimizer):
     """NAdam / NAdamW (see the module docstring for the update rule)."""
 
-    state_keys = ("step", "mu_product", "exp_avg", "exp_avg_sq")
+    state_schema = StateSchema(
+        Entry("step", "step"),
+        Entry("mu_product", "number", fill=1.0),  # the empty product
+        Entry("exp_avg"),
+        Entry("exp_avg_sq"),
+    )
     native_kernel = "nadam"
 
     def __init__(
@@ -107,10 +113,6 @@ class NAdam(ZooOptimizer):
         check_number("momentum_decay", group["momentum_decay"], 0.0)
         check_bool("decoupled_weight_decay", group["decoupled_weight_decay"])
 
-    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        start_state(state, param, "exp_avg", "exp_avg_sq")
-        state["mu_product"] = 1.0  # the empty product
-
     @staticmethod
     def _schedule(group: dict[str, Any], t: float) -> tuple[float, float]:
         """mu_t and mu_{t+1}."""
@@ -136,9 +138,6 @@ class NAdam(ZooOptimizer):
         beta1, beta2 = group["betas"]
         float64_product = torch.get_default_dtype() == torch.float64  # see _times
         return [group["lr"], beta1, beta2, group["eps"], group["momentum_decay"], float64_product]
-
-    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
-        return [state["exp_avg"], state["exp_avg_sq"]]
 
     def _native_per_tensor(self, group: dict[str, Any], states: list[dict[str, Any]]) -> Tensor | None:
         # mu_product, which the kernel advances as _times does

@@ -52,13 +52,14 @@ import torch
 from torch import Tensor
 
 from ._core import (
+    Entry,
     ParamsT,
+    StateSchema,
     ZooOptimizer,
     check_betas,
     check_bool,
     check_number,
     foreach_update_moments,
-    start_state,
     update_moments,
 )
 from .lookahead import ALPHA, SynchronisationInStep
@@ -69,7 +70,7 @@ __all__ = ["RAdam"]
 class RAdam(ZooOptimizer):
     """Rectified Adam (see the module docstring for the update rule)."""
 
-    state_keys = ("step", "exp_avg", "exp_avg_sq")
+    state_schema = StateSchema(Entry("step", "step"), Entry("exp_avg"), Entry("exp_avg_sq"))
     native_kernel = "radam"
     #: Set by a Lookahead around RAdam (Ranger) for its k-th steps: the synchronisation the
     #: native kernel does in the same pass (see ``SynchronisationInStep``).
@@ -106,9 +107,6 @@ class RAdam(ZooOptimizer):
         check_bool("decoupled_weight_decay", group["decoupled_weight_decay"])
         check_number("rectify_threshold", group["rectify_threshold"], 4.0)
 
-    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        start_state(state, param, "exp_avg", "exp_avg_sq")
-
     @staticmethod
     def _rectification(group: dict[str, Any], t: float) -> float | None:
         """r_t, or None while rho_t <= the threshold (no adaptive step yet)."""
@@ -142,17 +140,22 @@ class RAdam(ZooOptimizer):
 
     def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
         slow = None if self.lookahead_sync is None else self.lookahead_sync.slow.get(param)
-        return [state["exp_avg"], state["exp_avg_sq"], slow]
+        return [*super()._native_buffers(group, param, state), slow]
 
     def _native_update(
-        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+        indices: list[int],
     ) -> list[int]:
-        left = super()._native_update(group, params, grads, states)
+        rest = super()._native_update(group, params, grads, states, indices)
         sync = self.lookahead_sync
         if sync is not None:
-            skipped = set(left)
-            sync.done.update(p for i, p in enumerate(params) if i not in skipped and p in sync.slow)
-        return left
+            skipped = set(rest)
+            sync.done.update(params[i] for i in indices if i not in skipped and params[i] in sync.slow)
+        return rest
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

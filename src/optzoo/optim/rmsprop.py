@@ -57,7 +57,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_bool, check_number, start_state
+from ._core import Entry, ParamsT, StateSchema, ZooOptimizer, check_bool, check_number
 
 __all__ = ["RMSprop"]
 
@@ -65,7 +65,12 @@ __all__ = ["RMSprop"]
 class RMSprop(ZooOptimizer):
     """RMSprop, optionally centered and with momentum (see the module docstring)."""
 
-    state_keys = ("step", "square_avg", "momentum_buffer", "grad_avg")
+    state_schema = StateSchema(
+        Entry("step", "step"),
+        Entry("square_avg"),
+        Entry("momentum_buffer", when="momentum"),
+        Entry("grad_avg", when="centered"),
+    )
     native_kernel = "rmsprop"
 
     def __init__(
@@ -104,25 +109,12 @@ class RMSprop(ZooOptimizer):
         for flag in ("centered", "eps_inside_sqrt", "init_with_first_grad"):
             check_bool(flag, group[flag])
 
-    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        start_state(state, param, "square_avg")
-        self._add_buffers(group, param, state)
-
-    @staticmethod
-    def _add_buffers(group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        """The momentum and centering buffers, made when first needed (a group may turn either on later)."""
-        if group["momentum"] > 0 and "momentum_buffer" not in state:
-            state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        if group["centered"] and "grad_avg" not in state:
-            state["grad_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-
     def _square_weight(self, group: dict[str, Any], t: float) -> float:
         """The weight of g_t^2 in v_t: 1 - alpha, or 1 at t = 1 for the course notes' v_1 = g^2 start."""
         return 1.0 if group["init_with_first_grad"] and t == 1 else 1 - group["alpha"]
 
     def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
         lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
-        self._add_buffers(group, param, state)
         state["step"] += 1
         t = state["step"].item()
         v = state["square_avg"]
@@ -152,16 +144,10 @@ class RMSprop(ZooOptimizer):
             group["init_with_first_grad"],
         ]
 
-    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
-        self._add_buffers(group, param, state)
-        return [state["square_avg"], state.get("momentum_buffer"), state.get("grad_avg")]
-
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
     ) -> None:
         lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
-        for p, s in zip(params, states, strict=True):
-            self._add_buffers(group, p, s)
         steps = [s["step"] for s in states]
         torch._foreach_add_(steps, 1.0)
         square_avgs = [s["square_avg"] for s in states]

@@ -52,7 +52,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_number, start_state
+from ._core import Entry, ParamsT, StateSchema, ZooOptimizer, check_number
 
 __all__ = ["Rprop"]
 
@@ -66,7 +66,11 @@ def _check_pair(name: str, pair: Any) -> tuple[Any, Any]:
 class Rprop(ZooOptimizer):
     """Resilient backpropagation, iRprop- (see the module docstring for the update rule)."""
 
-    state_keys = ("step", "prev", "step_size")
+    state_schema = StateSchema(
+        Entry("step", "step"),
+        Entry("prev"),  # g_0 = 0
+        Entry("step_size", fill="lr"),  # Delta_0
+    )
     native_kernel = "rprop"
 
     def __init__(
@@ -90,10 +94,6 @@ class Rprop(ZooOptimizer):
         low = check_number("step_sizes[0]", low, 0.0)
         check_number("step_sizes[1]", high, low)
 
-    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        start_state(state, param, "prev")  # g_0 = 0
-        state["step_size"] = torch.full_like(param, group["lr"], memory_format=torch.preserve_format)  # Delta_0
-
     @staticmethod
     def _factor(group: dict[str, Any], product: Tensor) -> Tensor:
         """eta+ where g_{t-1} g_t > 0, eta- where < 0, and 1 where = 0 (there ``1 + product`` is 1,
@@ -116,9 +116,6 @@ class Rprop(ZooOptimizer):
         eta_minus, eta_plus = group["etas"]
         low, high = group["step_sizes"]
         return [eta_minus, eta_plus, low, high]
-
-    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
-        return [state["prev"], state["step_size"]]
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

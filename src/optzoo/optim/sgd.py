@@ -52,7 +52,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._core import ParamsT, ZooOptimizer, check_bool, check_number, fused_kernel_applies
+from ._core import Entry, ParamsT, StateSchema, ZooOptimizer, check_bool, check_number
 
 __all__ = ["SGD"]
 
@@ -60,7 +60,12 @@ __all__ = ["SGD"]
 class SGD(ZooOptimizer):
     """Gradient descent with optional momentum / Nesterov (see the module docstring)."""
 
-    state_keys = ("momentum_buffer", "velocity")
+    # Both buffers start as the first gradient, so the first update makes them; torch saves
+    # momentum_buffer=None for plain SGD.
+    state_schema = StateSchema(
+        Entry("momentum_buffer", when="momentum", lazy=True, nullable=True),
+        Entry("velocity", when="velocity_form", lazy=True),
+    )
 
     def __init__(
         self,
@@ -95,9 +100,6 @@ class SGD(ZooOptimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
 
-    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        """The momentum buffer starts as the first gradient, so it is made in the first update."""
-
     def _reference_update(self, group: dict[str, Any], param: Tensor, grad: Tensor, state: dict[str, Any]) -> None:
         lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
         if mu == 0:
@@ -119,31 +121,38 @@ class SGD(ZooOptimizer):
             direction = grad.add(b, alpha=mu) if group["nesterov"] else b
             param.add_(direction, alpha=-lr)  # theta -= lr (g + mu b) or lr b
 
+    def _fused_kernel(self, group: dict[str, Any]) -> str | None:
+        return None if group["velocity_form"] else "sgd"
+
     def _fused_update(
-        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
-    ) -> bool:
-        if group["velocity_form"] or not fused_kernel_applies(params):
-            return False
+        self, group: dict[str, Any], kernel: str, params: list[Tensor], grads: list[Tensor], states: list[dict]
+    ) -> None:
         with_momentum = group["momentum"] != 0
-        first_step = with_momentum and "momentum_buffer" not in states[0]
-        if with_momentum and any(("momentum_buffer" not in s) != first_step for s in states):
-            return False  # the kernel takes one is_first_step flag for the whole list
-        if first_step:
-            for s, p in zip(states, params):
-                s["momentum_buffer"] = torch.empty_like(p)
-        torch._fused_sgd_(
-            params,
-            grads,
-            [s["momentum_buffer"] for s in states] if with_momentum else [],
-            weight_decay=group["weight_decay"],
-            momentum=group["momentum"],
-            lr=group["lr"],
-            dampening=group["dampening"],
-            nesterov=group["nesterov"],
-            maximize=group["maximize"],
-            is_first_step=first_step,
-        )
-        return True
+        # The kernel takes one is_first_step flag per call: tensors whose buffer starts now
+        # (b_1 = g_1) and those that have one go in separate calls.
+        first = [i for i, s in enumerate(states) if with_momentum and "momentum_buffer" not in s]
+        later = [i for i, s in enumerate(states) if not (with_momentum and "momentum_buffer" not in s)]
+        for i in first:
+            states[i]["momentum_buffer"] = torch.empty_like(params[i])
+        try:
+            for indices, first_step in ((later, False), (first, True)):
+                if indices:
+                    torch._fused_sgd_(
+                        [params[i] for i in indices],
+                        [grads[i] for i in indices],
+                        [states[i]["momentum_buffer"] for i in indices] if with_momentum else [],
+                        weight_decay=group["weight_decay"],
+                        momentum=group["momentum"],
+                        lr=group["lr"],
+                        dampening=group["dampening"],
+                        nesterov=group["nesterov"],
+                        maximize=group["maximize"],
+                        is_first_step=first_step,
+                    )
+        except BaseException:
+            for i in first:  # an unfilled buffer must not pass for b_1 at the next step
+                del states[i]["momentum_buffer"]
+            raise
 
     def _foreach_update(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]

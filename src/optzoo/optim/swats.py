@@ -82,13 +82,14 @@ import torch
 from torch import Tensor
 
 from ._core import (
+    Entry,
     ParamsT,
+    StateSchema,
     ZooOptimizer,
     check_betas,
     check_bool,
     check_number,
     foreach_update_moments,
-    start_state,
     update_moments,
 )
 
@@ -115,7 +116,14 @@ def _floats(values: list[Tensor]) -> list[float]:
 class SWATS(ZooOptimizer):
     """Adam that switches to SGD with momentum per parameter tensor (see the module docstring)."""
 
-    state_keys = ("step", "exp_avg", "exp_avg_sq", "lambda_avg", "sgd_phase", "sgd_lr")
+    state_schema = StateSchema(
+        Entry("step", "step"),
+        Entry("exp_avg"),
+        Entry("exp_avg_sq"),
+        Entry("lambda_avg", "number"),
+        Entry("sgd_phase", "flag", fill=False),
+        Entry("sgd_lr", "number"),  # Lambda, once switched
+    )
     native_kernel = "swats"
 
     def __init__(
@@ -145,12 +153,6 @@ class SWATS(ZooOptimizer):
         check_betas("betas", group["betas"])
         check_number("eps", group["eps"], 0.0)
         check_bool("nesterov", group["nesterov"])
-
-    def _init_state(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> None:
-        start_state(state, param, "exp_avg", "exp_avg_sq")
-        state["lambda_avg"] = 0.0
-        state["sgd_phase"] = False
-        state["sgd_lr"] = 0.0
 
     @staticmethod
     def _projection(group: dict[str, Any], state: dict[str, Any], k: float, pg: float, pp: float) -> bool:
@@ -189,9 +191,6 @@ class SWATS(ZooOptimizer):
     def _native_hyper(self, group: dict[str, Any]) -> list[float]:
         beta1, beta2 = group["betas"]
         return [group["lr"], beta1, beta2, group["eps"], group["nesterov"]]
-
-    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
-        return [state["exp_avg"], state["exp_avg_sq"]]
 
     def _native_per_tensor(self, group: dict[str, Any], states: list[dict[str, Any]]) -> Tensor:
         # A row per tensor, as kernels/swats.cpp reads it: sgd_phase, sgd_lr, then p.g and p.p,
