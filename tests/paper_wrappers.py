@@ -23,7 +23,9 @@ class ZhangLookahead:
                 theta_{t,i} <- theta_{t,i-1} + A(L, theta_{t,i-1}, d)
             phi_t <- phi_{t-1} + alpha (theta_{t,k} - phi_{t-1})
 
-    The inner optimizer's state is kept from one outer iteration to the next.
+    The inner optimizer's state is kept from one outer iteration to the next. phi_0, the initial
+    parameters, are the parameters when training starts: at the first step(), before its inner step
+    (so weights loaded between building this and the first step are phi_0).
     """
 
     def __init__(self, params, inner, k, alpha, **inner_hyper):
@@ -31,11 +33,13 @@ class ZhangLookahead:
         self.A = inner(self.theta, **inner_hyper)
         self.param_groups = self.A.param_groups
         self.k, self.alpha = k, alpha
-        self.phi = [theta.detach().clone() for theta in self.theta]  # phi_0
+        self.phi = None
         self.i = 0
 
     @torch.no_grad()
     def step(self):
+        if self.phi is None:
+            self.phi = [theta.detach().clone() for theta in self.theta]  # phi_0 = theta_{1,0}
         self.A.step()  # theta_{t,i} = theta_{t,i-1} + A(L, theta_{t,i-1}, d)
         self.i += 1
         if self.i == self.k:

@@ -256,7 +256,8 @@ def test_ranger_synchronises_what_the_radam_pass_did_not_take(dtype, force_nativ
 def test_a_failed_ranger_step_leaves_no_synchronisation_behind(force_native):
     params = [torch.randn(100, requires_grad=True)]
     ranger = optzoo.Ranger(params, k=1)
-    ranger.step()  # the slow weights exist from the first step on
+    params[0].grad = torch.ones(100)
+    ranger.step()  # the slow weights exist from the parameter's first step on
 
     def failing_closure():
         raise RuntimeError("the batch failed")

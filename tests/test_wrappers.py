@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import optzoo
-from harness import TinyProblem, compare_trajectories, run, set_grads, snapshot
+from cases_wrappers import paper_ranger
+from harness import TOLERANCE, TinyProblem, compare_trajectories, run, set_grads, snapshot
 from paper_wrappers import KeskarSWATS, ZhangLookahead
 
 SLOW = "lookahead_slow"
@@ -80,6 +81,12 @@ def test_surface_is_the_inner_optimizers():
 
     # Before the first step the state is empty, as a fresh torch optimizer's is.
     assert not lookahead.state and len(lookahead.state) == 0
+    # This once asserted phi_0 = the parameters when the Lookahead was built, and never changed them in
+    # between, which hid that weights loaded after building were ignored. phi_0 is the weights at the first
+    # step (DESIGN.md): change them in between.
+    with torch.no_grad():
+        for p in params:
+            p.mul_(2.0)
     set_grads(params, problem.gradients(params))
     lookahead.step()
     assert len(lookahead.state) == len(params)
@@ -87,8 +94,12 @@ def test_surface_is_the_inner_optimizers():
         entry = lookahead.state[p]
         assert set(entry) == {"step", "exp_avg", "exp_avg_sq", SLOW}
         assert entry["exp_avg"] is inner.state[p]["exp_avg"]
-        assert torch.equal(entry[SLOW], initial)  # phi_0: the parameters when it was built
+        assert torch.equal(entry[SLOW], 2.0 * initial)  # phi_0: the parameters at the first step
     assert SLOW not in inner.state[params[0]]  # the inner optimizer's own state is its own
+    # A whole entry written (as ZeroRedundancyOptimizer.load_state_dict does) replaces the slow weights too;
+    # one without them is from before the parameter's first step.
+    lookahead.state[params[0]] = {key: value for key, value in lookahead.state[params[0]].items() if key != SLOW}
+    assert SLOW not in lookahead.state[params[0]] and "exp_avg" in lookahead.state[params[0]]
 
     # zero_grad reaches the parameters; param_groups stay shared after load_state_dict
     lookahead.zero_grad()
@@ -119,13 +130,18 @@ def test_add_param_group_gives_slow_weights_and_its_own_counter():
     for _ in range(3):
         set_grads(params, problem.gradients(params))
         lookahead.step()
-    added_at = [p.detach().clone() for p in params[2:]]
     lookahead.add_param_group({"params": params[2:], "lr": 0.02, "lookahead_k": 3})
     group = lookahead.param_groups[-1]
     assert group is lookahead.optimizer.param_groups[-1]
     assert (group["lr"], group["lookahead_k"], group["lookahead_alpha"], group["lookahead_step"]) == (0.02, 3, 0.5, 0)
+    assert all(SLOW not in lookahead.state[p] for p in params[2:])
+    # Weights set between adding the group and its first step are its phi_0.
+    with torch.no_grad():
+        for p in params[2:]:
+            p.add_(1.0)
+    added_at = [p.detach().clone() for p in params[2:]]
 
-    # The new group runs Algorithm 1 from where it joined: compare it with a Lookahead of its own.
+    # The new group runs Algorithm 1 from its first step: compare it with a Lookahead of its own.
     alone_params = [t.detach().clone().requires_grad_() for t in added_at]
     alone = optzoo.Lookahead(optzoo.Adam(alone_params, lr=0.02), k=3, alpha=0.5)
     set_grads(params, problem.gradients(params))
@@ -190,15 +206,13 @@ def test_state_dict_carries_slow_weights_and_counters():
         assert set(saved["state"][index]) == {"step", "exp_avg", "exp_avg_sq", SLOW}
         torch.testing.assert_close(saved["state"][index][SLOW], phi, rtol=1e-12, atol=1e-12)
 
-    # The inner optimizer's state dict alone, or one with broken slow weights, is refused untouched.
+    # The inner optimizer's state dict alone (its state, no slow weights at all), or one with broken slow
+    # weights, is refused untouched.
     before = snapshot(lookahead)
     bad = [lookahead.optimizer.state_dict()]
     wrong_shape = copy.deepcopy(before)
     wrong_shape["state"][0][SLOW] = torch.zeros(3)
     bad.append(wrong_shape)
-    missing = copy.deepcopy(before)
-    del missing["state"][1][SLOW]
-    bad.append(missing)
     bad_k = copy.deepcopy(before)
     bad_k["param_groups"][0]["lookahead_k"] = 0
     bad.append(bad_k)
@@ -210,7 +224,17 @@ def test_state_dict_carries_slow_weights_and_counters():
             lookahead.load_state_dict(state_dict)
         assert_same_state(snapshot(lookahead), before)
 
-    # A state dict from before the first step has no slow weights: loading it starts phi afresh.
+    # A parameter without slow weights in a state dict has not taken part yet (no gradient so far, or a state
+    # dict from before the first step): loaded, it takes its phi_0 at its next step.
+    missing = copy.deepcopy(before)
+    del missing["state"][1][SLOW]
+    other_params = [p.detach().clone().requires_grad_() for p in params]
+    other = optzoo.Lookahead(optzoo.Adam(other_params, lr=0.01), k=3)
+    other.load_state_dict(missing)
+    assert SLOW not in other.state[other_params[1]] and SLOW in other.state[other_params[0]]
+    set_grads(other_params, problem.gradients(other_params))
+    other.step()
+    assert torch.equal(other.state[other_params[1]][SLOW], params[1].detach())  # its value at that step
     fresh = optzoo.Lookahead(optzoo.Adam(problem.params(), lr=0.01), k=3)
     fresh_state = fresh.state_dict()
     assert fresh_state["state"] == {} and fresh_state["param_groups"][0]["lookahead_step"] == 0
@@ -239,6 +263,220 @@ def test_deepcopy_and_pickle_keep_it_working():
             clone.step()
         for a, b in zip(params, clone_params, strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+# ------------------------------------------------------- phi_0: the weights when training starts
+# Algorithm 1's phi_0 is the weights training starts from. Weights loaded after the wrapper is built (a
+# pretrained checkpoint, DDP broadcasting rank 0's weights into an optimizer's parameters) must be phi_0:
+# slow weights copied at construction would pull the first synchronisation half-way back to stale weights.
+def _ranger(params, k, alpha):
+    return optzoo.Ranger(params, lr=0.01, k=k, alpha=alpha)
+
+
+# name -> (ours(params, k, alpha), Algorithm 1 over the same inner optimizer(params, k, alpha), forced native)
+LATE_LOADED = {
+    "Lookahead(torch.optim.SGD)": (
+        lambda p, k, alpha: optzoo.Lookahead(torch.optim.SGD(p, lr=0.05, momentum=0.9), k=k, alpha=alpha),
+        functools.partial(ZhangLookahead, inner=torch.optim.SGD, lr=0.05, momentum=0.9),
+        False,
+    ),
+    "Lookahead(optzoo.Adam)": (
+        lambda p, k, alpha: optzoo.Lookahead(optzoo.Adam(p, lr=0.01), k=k, alpha=alpha),
+        functools.partial(ZhangLookahead, inner=torch.optim.Adam, lr=0.01),
+        False,
+    ),
+    "Lookahead(optzoo.RAdam)-native": (  # the k-th steps synchronise inside RAdam's kernel
+        lambda p, k, alpha: optzoo.Lookahead(optzoo.RAdam(p, lr=0.01), k=k, alpha=alpha),
+        functools.partial(ZhangLookahead, inner=torch.optim.RAdam, lr=0.01),
+        True,
+    ),
+    "Ranger": (_ranger, functools.partial(paper_ranger, lr=0.01), False),
+    "Ranger-native": (_ranger, functools.partial(paper_ranger, lr=0.01), True),
+}
+
+
+def _native_calls(native, request):
+    """The kernel-call counter of ``force_native`` when the setting forces the native path, else None."""
+    return request.getfixturevalue("force_native") if native else None
+
+
+def _load(params, weights):
+    with torch.no_grad():
+        for p, w in zip(params, weights, strict=True):
+            p.copy_(w)
+
+
+@pytest.mark.parametrize("how", ["model.load_state_dict", "copy_"])
+@pytest.mark.parametrize("name", LATE_LOADED, ids=str)
+def test_weights_loaded_after_building_are_phi_0(name, how, request):
+    """With zero gradients nothing moves: the weights loaded after the wrapper was built stay, also through
+    the synchronisations (phi_0 from construction would take 3.0 to 1.5 at the 5th step)."""
+    make, _, native = LATE_LOADED[name]
+    calls = _native_calls(native, request)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    optimizer = make(list(model.parameters()), k=5, alpha=0.5)
+    if how == "model.load_state_dict":
+        model.load_state_dict({key: torch.full_like(t, 3.0) for key, t in model.state_dict().items()})
+    else:
+        _load(model.parameters(), [torch.full_like(p, 3.0) for p in model.parameters()])
+    for step in range(1, 11):
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+        for p in model.parameters():
+            assert torch.equal(p.detach(), torch.full_like(p, 3.0)), f"step {step}: {p.detach()}"
+            assert torch.equal(optimizer.state[p][SLOW], torch.full_like(p, 3.0)), f"step {step}"
+    if native:
+        assert calls.by_kernel["radam"] == 10
+
+
+@pytest.mark.parametrize("name", LATE_LOADED, ids=str)
+def test_weights_loaded_after_building_start_algorithm_1(name, request):
+    """Built on one set of weights, then given others: every step is Algorithm 1 started from the others."""
+    make, make_oracle, native = LATE_LOADED[name]
+    calls = _native_calls(native, request)
+    problem, steps = TinyProblem(), 12
+    params = problem.params()
+    ours = make(params, k=3, alpha=0.5)
+    _load(params, TinyProblem(seed=1).initial)
+    oracle_params = TinyProblem(seed=1).params()
+    oracle = make_oracle(oracle_params, k=3, alpha=0.5)
+    for step in range(steps):
+        grads = problem.gradients(oracle_params)
+        set_grads(params, grads)
+        set_grads(oracle_params, grads)
+        ours.step()
+        oracle.step()
+        for i, (a, b) in enumerate(zip(params, oracle_params, strict=True)):
+            torch.testing.assert_close(
+                a.detach(), b.detach(), **TOLERANCE[torch.float64],
+                msg=lambda m, step=step, i=i: f"step {step}, parameter {i}: {m}",
+            )
+    if native:
+        assert calls.by_kernel["radam"] == steps
+
+
+@pytest.mark.parametrize("name", LATE_LOADED, ids=str)
+def test_overwritten_after_building_trains_as_built_after(name, request):
+    """DDP broadcasts rank 0's weights into every rank's parameters when the model is wrapped, which may be
+    after the optimizer exists: that optimizer trains exactly as one built on rank 0's weights."""
+    make, _, native = LATE_LOADED[name]
+    calls = _native_calls(native, request)
+    problem = TinyProblem()
+    late = TinyProblem(seed=2).params()  # this rank's own initialisation
+    late_optimizer = make(late, k=3, alpha=0.5)
+    _load(late, TinyProblem(seed=1).initial)  # the broadcast
+    built_after = TinyProblem(seed=1).params()
+    built_after_optimizer = make(built_after, k=3, alpha=0.5)
+    for _ in range(8):
+        grads = problem.gradients(built_after)
+        set_grads(late, grads)
+        set_grads(built_after, grads)
+        late_optimizer.step()
+        built_after_optimizer.step()
+    for a, b in zip(late, built_after, strict=True):
+        assert torch.equal(a, b)
+    assert_same_state(late_optimizer.state_dict(), built_after_optimizer.state_dict())
+    if native:
+        assert calls.by_kernel["radam"] == 2 * 8
+
+
+@pytest.mark.parametrize("stop", [0, 1, 2, 3, 4, 7])
+@pytest.mark.parametrize("name", ["Lookahead(optzoo.Adam)", "Ranger"], ids=str)
+def test_resume_with_weights_loaded_after_building(name, stop):
+    """Stopped before the first step, between it and the first synchronisation (k=3), at and after one,
+    and resumed the usual way (optimizer built, its state dict and the weights loaded after): exactly the
+    run that had its pretrained weights from the start."""
+    make, _, _ = LATE_LOADED[name]
+    problem, total, pretrained = TinyProblem(), 10, TinyProblem(seed=1).initial
+    expected = TinyProblem(seed=1).params()
+    uninterrupted = make(expected, k=3, alpha=0.5)
+    for _ in range(total):
+        set_grads(expected, problem.gradients(expected))
+        uninterrupted.step()
+
+    params = problem.params()
+    first = make(params, k=3, alpha=0.5)
+    _load(params, pretrained)
+    for _ in range(stop):
+        set_grads(params, problem.gradients(params))
+        first.step()
+    saved, weights = copy.deepcopy(first.state_dict()), [p.detach().clone() for p in params]
+
+    resumed = TinyProblem(seed=2).params()  # anything not restored shows
+    second = make(resumed, k=3, alpha=0.5)
+    second.load_state_dict(saved)
+    _load(resumed, weights)
+    for _ in range(total - stop):
+        set_grads(resumed, problem.gradients(resumed))
+        second.step()
+    for a, b in zip(resumed, expected, strict=True):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=0, atol=0)
+
+
+def test_a_parameter_first_stepped_later_takes_its_phi_0_then_in_its_groups_phase():
+    """A parameter without a gradient takes no part: no slow weights, no synchronisation. Its phi_0 is its
+    value when it first has one, and it synchronises with its group (every k-th step of the group), so its
+    first outer iteration may be shorter than k. A state dict saved before it took part resumes exactly."""
+    early = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    late = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+
+    def make(params):
+        return optzoo.Lookahead(torch.optim.SGD(params, lr=1.0), k=3, alpha=0.5)
+
+    lookahead = make([early, late])
+    for _ in range(4):  # a synchronisation at step 3, without `late`
+        early.grad, late.grad = torch.ones(2, dtype=torch.float64), None
+        lookahead.step()
+    assert SLOW in lookahead.state[early] and SLOW not in lookahead.state[late]
+    assert torch.equal(late.detach(), torch.zeros(2, dtype=torch.float64))
+
+    # Resumed here, before `late`'s first step, into a fresh optimizer on other weights.
+    saved = copy.deepcopy(lookahead.state_dict())
+    resumed = [torch.nn.Parameter(torch.full((2,), 7.0, dtype=torch.float64)) for _ in range(2)]
+    second = make(resumed)
+    second.load_state_dict(saved)
+    _load(resumed, [early, late])
+
+    for optimizer, (a, b) in ((lookahead, (early, late)), (second, resumed)):
+        with torch.no_grad():
+            b.fill_(3.0)  # say, a layer unfrozen with pretrained weights
+        # SGD with lr=1 and gradient -1 adds 1 a step; group steps 6 and 9 synchronise with alpha=0.5.
+        for step, want in zip(range(5, 10), (4.0, 4.0, 5.0, 6.0, 5.5), strict=True):
+            a.grad, b.grad = torch.ones(2, dtype=torch.float64), -torch.ones(2, dtype=torch.float64)
+            optimizer.step()
+            if step == 5:
+                assert torch.equal(optimizer.state[b][SLOW], torch.full((2,), 3.0, dtype=torch.float64))
+            assert torch.equal(b.detach(), torch.full((2,), want, dtype=torch.float64)), f"step {step}"
+    assert torch.equal(resumed[0], early) and torch.equal(resumed[1], late)
+
+
+def test_phi_0_is_taken_before_the_first_inner_step_also_with_a_closure():
+    """A closure computes the gradients inside the inner step, after the parameters had none; phi_0 is still
+    the weights before that step. A first step that fails (the closure raises) takes none."""
+    w = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    lookahead = optzoo.Lookahead(torch.optim.SGD([w], lr=1.0), k=2, alpha=0.5)
+
+    def failing_closure():
+        raise RuntimeError("the batch failed")
+
+    def closure():
+        lookahead.zero_grad()
+        loss = -w.sum()  # gradient -1: SGD with lr=1 adds 1
+        loss.backward()
+        return loss
+
+    with pytest.raises(RuntimeError, match="the batch failed"):
+        lookahead.step(failing_closure)
+    assert not lookahead.state
+    with torch.no_grad():
+        w.fill_(3.0)
+    lookahead.zero_grad()
+    lookahead.step(closure)
+    assert lookahead.state[w][SLOW].item() == 3.0 and w.item() == 4.0
+    lookahead.step(closure)
+    assert w.item() == 4.0  # 5, pulled half-way back to 3 (from 0, or from 4, it would be 2.5 or 4.5)
 
 
 # ------------------------------------------------------- distributed state dicts

@@ -13,11 +13,26 @@ fast weights :math:`\theta` (the model's parameters), an inner optimizer
 
 Each call of :meth:`Lookahead.step` is one inner step; after every k-th one the
 slow weights move a fraction :math:`\alpha` toward the fast ones and the fast
-weights are reset to them. :math:`\alpha = 1` is the inner optimizer alone;
-:math:`\phi_0` is a copy of the parameters when the Lookahead is built.
+weights are reset to them. :math:`\alpha = 1` is the inner optimizer alone.
+:math:`\phi_0`, the initial parameters, is each parameter as training starts
+from it: a copy taken at its first step, before the inner update.
 
 Deliberate choices:
 
+* :math:`\phi_0` is taken at each parameter's first step, not when the
+  Lookahead is built: weights loaded after that (a pretrained checkpoint, DDP
+  broadcasting rank 0's weights) are :math:`\phi_0`, where a copy from
+  construction would pull the first synchronisation half-way back to the stale
+  weights. A parameter's first step is the first :meth:`Lookahead.step` in which
+  it has a gradient (also one the closure computes); the copy is its value at the
+  start of that step. A step that raises takes none.
+* A parameter without a gradient takes no part: it gets no slow weights and is
+  not synchronised. One that first has a gradient later than the rest of its
+  group takes its :math:`\phi_0` then and synchronises with its group, after the
+  group's next k-th step, so its first outer iteration may have fewer than k
+  inner steps (counting steps per parameter would let a group's parameters fall
+  out of phase). A group added later counts its own steps from 0, its
+  parameters taking their :math:`\phi_0` at their first step likewise.
 * The inner optimizer's state (momenta, second moments) carries on across
   synchronisations; it is neither reset nor interpolated.
 * ``k``, ``alpha`` and the step counter are parameter-group entries
@@ -29,8 +44,9 @@ Deliberate choices:
 * The slow weights are per-parameter state (``state[p]["lookahead_slow"]``,
   next to the inner optimizer's entries), so they travel through
   ``ZeroRedundancyOptimizer`` and ``torch.distributed.checkpoint``. They appear
-  there from the first step on: before it the state is empty, as a fresh torch
-  optimizer's is (``torch.distributed.checkpoint`` relies on that).
+  there from the parameter's first step on: before it the state is empty, as a
+  fresh torch optimizer's is (``torch.distributed.checkpoint`` relies on that),
+  and a state dict saved then resumes with :math:`\phi_0` still to be taken.
 * An inner optimizer that can synchronise within its own pass over memory
   (:class:`optzoo.RAdam`'s native kernel, so :class:`optzoo.Ranger`) is handed
   the k-th step's synchronisation (:class:`SynchronisationInStep`) and does it
@@ -115,8 +131,7 @@ class Lookahead(Optimizer):
         k = _check_k("k", k)
         alpha = check_number("alpha", alpha, 0.0, 1.0)
         self.optimizer = optimizer
-        self._slow: dict[Tensor, Tensor] = {}  # phi, for the parameters whose group has stepped
-        self._slow_pending: dict[Tensor, Tensor] = {}  # phi_0, copied when the parameter joined
+        self._slow: dict[Tensor, Tensor] = {}  # phi, for the parameters that have had their first step
         # Optimizer's own machinery (step hooks, profiling) without building parameter groups:
         # those are the inner optimizer's.
         super().__setstate__({"defaults": {**optimizer.defaults, K: k, ALPHA: alpha}})
@@ -134,14 +149,11 @@ class Lookahead(Optimizer):
         self.optimizer.param_groups = value
 
     def _adopt(self, group: dict[str, Any]) -> None:
-        """Give a group its Lookahead entries and its parameters their phi_0."""
+        """Give a group its Lookahead entries (its parameters take their phi_0 at their first step)."""
         group.setdefault(K, self.defaults[K])
         group.setdefault(ALPHA, self.defaults[ALPHA])
         group.setdefault(STEP, 0)
         self._check_group(group)
-        for p in group["params"]:
-            if p not in self._slow and p not in self._slow_pending:
-                self._slow_pending[p] = p.detach().clone()
 
     @staticmethod
     def _check_group(group: dict[str, Any]) -> None:
@@ -152,7 +164,8 @@ class Lookahead(Optimizer):
             raise ValueError(f"{STEP} must be an integer >= 0, got {step!r}")
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group to the inner optimizer and give its parameters slow weights (a copy of them now)."""
+        """Add a group to the inner optimizer; it counts its own steps, and its parameters take their slow
+        weights at their first step."""
         if K in param_group:
             _check_k(K, param_group[K])
         if ALPHA in param_group:
@@ -173,32 +186,46 @@ class Lookahead(Optimizer):
             if STEP not in group:  # added to the inner optimizer directly
                 self._adopt(group)
             self._check_group(group)
-        in_step = self._synchronisation_in_step()
+        starting = self._first_slow_weights(closure is not None)
+        in_step = self._synchronisation_in_step(starting)
         try:
             loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
         finally:
             if in_step.slow:
                 del self.optimizer.lookahead_sync
         with torch.no_grad():
+            # Those that had a gradient took part: this was their first step. The others' copies are dropped.
+            self._slow.update((p, phi) for p, phi in starting.items() if p.grad is not None)
             for group in self.param_groups:
-                for p in group["params"]:
-                    if p not in self._slow:  # the group's first step: phi_0 enters the state
-                        pending = self._slow_pending.pop(p, None)
-                        self._slow[p] = pending if pending is not None else p.detach().clone()
                 group[STEP] += 1
                 if group[STEP] % group[K] == 0:
-                    params = [p for p in group["params"] if p not in in_step.done]
+                    params = [p for p in group["params"] if p in self._slow and p not in in_step.done]
                     self._synchronise(params, group[ALPHA], group.get("foreach"))
         return loss
 
-    def _synchronisation_in_step(self) -> SynchronisationInStep:
+    def _first_slow_weights(self, closure_given: bool) -> dict[Tensor, Tensor]:
+        """phi_0 of the parameters for which this step may be the first: a copy, before the inner update,
+        of each without slow weights that has a gradient, or may get one from the closure."""
+        return {
+            p: p.detach().clone()
+            for group in self.param_groups
+            for p in group["params"]
+            if p not in self._slow and (p.grad is not None or (closure_given and p.requires_grad))
+        }
+
+    def _synchronisation_in_step(self, starting: dict[Tensor, Tensor]) -> SynchronisationInStep:
         """Hand the coming k-th steps' synchronisation to an inner optimizer that can merge it into
-        its own step (see :class:`SynchronisationInStep`); empty if there is none to hand."""
+        its own step (see :class:`SynchronisationInStep`); empty if there is none to hand. ``starting``
+        holds the phi_0 of the parameters whose first step this may be (a k-th step too, for k=1 or
+        one that joins late)."""
         in_step = SynchronisationInStep({})
         if hasattr(self.optimizer, "lookahead_sync"):
             for group in self.param_groups:
                 if (group[STEP] + 1) % group[K] == 0 and group.get("foreach") is None:
-                    in_step.slow.update((p, self._slow[p]) for p in group["params"] if p in self._slow)
+                    for p in group["params"]:
+                        slow = self._slow.get(p, starting.get(p))
+                        if slow is not None:
+                            in_step.slow[p] = slow
         if in_step.slow:
             self.optimizer.lookahead_sync = in_step
         return in_step
@@ -290,9 +317,7 @@ class Lookahead(Optimizer):
                 raise ValueError(f"{name}: group {number}: {error}") from error
             for p, index in zip(group["params"], saved["params"], strict=True):
                 value = saved_state.get(index, {}).get(SLOW)
-                if value is None:
-                    if saved[STEP] > 0:
-                        raise ValueError(f"{name}: parameter {index} has no slow weights ({SLOW})")
+                if value is None:  # saved before its first step: it takes its phi_0 at its next one
                     continue
                 if not isinstance(value, Tensor) or value.shape != p.shape:
                     raise ValueError(
@@ -300,6 +325,13 @@ class Lookahead(Optimizer):
                         f"{getattr(value, 'shape', type(value).__name__)}, the parameter {tuple(p.shape)}"
                     )
                 slow[p] = value.detach().to(device=p.device, dtype=p.dtype, copy=True)
+        # A parameter may lack slow weights (no first step yet), but if every one does while the inner
+        # optimizer has stepped some, this is the inner optimizer's own state dict.
+        if not slow and any(saved_state.values()) and any(saved[STEP] > 0 for saved in saved_groups):
+            raise ValueError(
+                f"{name}: the state dict holds inner state but no slow weights ({SLOW}); "
+                f"is it the inner {type(self.optimizer).__name__}'s own?"
+            )
         inner = {
             "state": {
                 index: {key: value for key, value in entries.items() if key != SLOW}
@@ -318,11 +350,8 @@ class Lookahead(Optimizer):
                 group[key] = saved[key]
             for p in group["params"]:
                 self._slow.pop(p, None)
-                self._slow_pending.pop(p, None)
                 if p in slow:
                     self._slow[p] = slow[p]
-                else:  # saved before its first step: phi_0 is the parameter as it is now
-                    self._slow_pending[p] = p.detach().clone()
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
@@ -348,7 +377,7 @@ def _on_param(param: Tensor, slow: Tensor) -> Tensor:
 
 class _ParamState(MutableMapping):
     """One parameter's entry of :attr:`Lookahead.state`: the inner optimizer's state for it,
-    plus its slow weights under ``lookahead_slow`` once its group has stepped."""
+    plus its slow weights under ``lookahead_slow`` from its first step on."""
 
     def __init__(self, owner: Lookahead, param: Tensor) -> None:
         self._owner, self._param = owner, param
@@ -364,7 +393,6 @@ class _ParamState(MutableMapping):
     def __setitem__(self, key: str, value: Any) -> None:
         if key == SLOW:
             self._owner._slow[self._param] = _on_param(self._param, value)
-            self._owner._slow_pending.pop(self._param, None)
         else:
             self._owner.optimizer.state.setdefault(self._param, {})[key] = value
 
@@ -405,7 +433,8 @@ class _LookaheadState(MutableMapping):
         self._owner.optimizer.state[param] = entries
         if slow is not None:
             self._owner._slow[param] = _on_param(param, slow)
-            self._owner._slow_pending.pop(param, None)
+        else:  # an entry without slow weights is one from before the parameter's first step
+            self._owner._slow.pop(param, None)
 
     def __delitem__(self, param: Tensor) -> None:
         found = self._owner.optimizer.state.pop(param, None) is not None

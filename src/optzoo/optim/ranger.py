@@ -10,7 +10,9 @@ Every step is an RAdam step (:math:`\hat m_t = m_t / (1 - \beta_1^t)`,
 rectified adaptive step
 :math:`\theta \leftarrow \theta - \eta\, r_t \hat m_t \sqrt{1 - \beta_2^t} / (\sqrt{v_t} + \epsilon)`);
 after every k-th step :math:`\phi \leftarrow \phi + \alpha(\theta - \phi)`,
-:math:`\theta \leftarrow \phi`.
+:math:`\theta \leftarrow \phi`. The slow weights start as :math:`\phi_0`, a copy of each
+parameter at its first step, before the update (so weights loaded after the Ranger is built
+count), as in :class:`optzoo.Lookahead` and the reference code.
 
 Deliberate choices and differences:
 
