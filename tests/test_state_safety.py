@@ -195,3 +195,26 @@ def test_a_state_tensor_resized_in_place_never_reaches_a_fast_kernel(make, monke
     state[key] = torch.zeros(16)
     with pytest.raises(RuntimeError):
         optimizer.step()
+
+
+def test_a_state_dict_loads_again_after_a_load():
+    """torch adds its generic flags (``differentiable``) to ``defaults`` on a load; a state dict saved
+    before that must still load, also into an optimizer that has loaded one already."""
+    _params, optimizer = trained(next(c for c in ZOO_CASES if c.name == "Adam"))
+    saved = copy.deepcopy(optimizer.state_dict())
+    optimizer.load_state_dict(copy.deepcopy(saved))
+    optimizer.load_state_dict(copy.deepcopy(saved))
+    assert_same_state(optimizer.state_dict()["state"], saved["state"])
+
+
+def test_a_group_saved_without_the_generic_flags_takes_their_defaults():
+    """Older torch versions saved groups without ``foreach``/``maximize``: they load with the defaults."""
+    params, optimizer = trained(next(c for c in ZOO_CASES if c.name == "Adam"))
+    saved = copy.deepcopy(optimizer.state_dict())
+    for group in saved["param_groups"]:
+        del group["foreach"], group["maximize"]
+    optimizer.load_state_dict(saved)
+    assert optimizer.param_groups[0]["foreach"] is None and optimizer.param_groups[0]["maximize"] is False
+    for p in params:
+        p.grad = torch.ones_like(p)
+    optimizer.step()

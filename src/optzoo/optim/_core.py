@@ -47,6 +47,7 @@ from . import _dispatch, _native
 from ._schema import Entry, StateSchema, new_step_counter
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
+_GENERIC_FLAGS = frozenset({"foreach", "maximize", "differentiable", "fused", "capturable"})
 Closure = Callable[[], Any]
 
 __all__ = [
@@ -453,6 +454,9 @@ class ZooOptimizer(Optimizer):
         """
         self._check_state_dict(state_dict)
         super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)  # the generic flags an older state dict lacks
         for state in self.state.values():
             self.state_schema.normalise(state)
 
@@ -477,7 +481,10 @@ class ZooOptimizer(Optimizer):
                     f"{name}.load_state_dict: group {index} holds {len(saved['params'])} parameters "
                     f"in the state dict and {len(group['params'])} here"
                 )
-            missing = set(self.defaults) - set(saved)
+            # torch adds its generic flags to ``defaults`` on a load (``Optimizer.__setstate__``), and older
+            # torch versions saved groups without them: those take their defaults; any other missing
+            # hyper-parameter means another algorithm's state dict.
+            missing = set(self.defaults) - set(saved) - _GENERIC_FLAGS
             if missing:
                 raise ValueError(
                     f"{name}.load_state_dict: group {index} lacks hyper-parameters {sorted(missing)}; "

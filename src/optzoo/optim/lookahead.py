@@ -80,7 +80,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from . import _native
+from . import _dispatch, _native
 from ._core import Closure, check_number, group_by_device_and_dtype
 
 __all__ = ["Lookahead", "SynchronisationInStep"]
@@ -251,17 +251,19 @@ class Lookahead(Optimizer):
     @staticmethod
     def _native_synchronise(fast: list[Tensor], slow: list[Tensor], alpha: float) -> tuple[list[Tensor], list[Tensor]]:
         """Both lines of the synchronisation in one pass (kernels/lookahead.cpp) for the tensors
-        it can take; returns the fast and slow weights left to do."""
-        if not _native.buckets_fit(fast):
-            return fast, slow
-        fits = [_native.tensors_fit(f, [s]) for f, s in zip(fast, slow, strict=True)]
-        function = _native.kernel("lookahead") if any(fits) else None
-        if function is None:
+        ``_dispatch``'s allow-list lets it take; returns the fast and slow weights left to do."""
+        if not (
+            _dispatch.bucket_allowed(_dispatch.NATIVE_DTYPES, fast[0])
+            and sum(f.numel() for f in fast) >= _native.MIN_NUMEL
+        ):
             return fast, slow
         # The slow weights take the gradients' place: read and written, never in an autograd graph.
-        taken = [[t for t, fit in zip(column, fits) if fit] for column in (fast, slow)]
-        _native.run(function, taken, [], [alpha])
-        return [t for t, fit in zip(fast, fits) if not fit], [t for t, fit in zip(slow, fits) if not fit]
+        taken, rest = _dispatch.split(fast, slow, [[]] * len(fast), [None] * len(fast))
+        function = _native.kernel("lookahead") if taken else None
+        if function is None:
+            return fast, slow
+        _native.run(function, [[fast[i] for i in taken], [slow[i] for i in taken]], [], [alpha])
+        return [fast[i] for i in rest], [slow[i] for i in rest]
 
     # -------------------------------------------------------------- state dict
     def state_dict(self) -> dict[str, Any]:
