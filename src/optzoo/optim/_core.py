@@ -301,7 +301,7 @@ class ZooOptimizer(Optimizer):
         taken, rest = _dispatch.split(
             [params[i] for i in indices],
             [grads[i] for i in indices],
-            [self._native_buffers(group, params[i], states[i]) for i in indices],
+            [self._kernel_buffers(group, params[i], states[i]) for i in indices],
             [self.state_schema.step(states[i]) for i in indices],
             steps_on_device=steps_on_device,
         )
@@ -364,7 +364,7 @@ class ZooOptimizer(Optimizer):
             by_buffer = [
                 [params[i] for i in taken],
                 [grads[i] for i in taken],
-                *map(list, zip(*(self._native_buffers(group, params[i], states[i]) for i in taken))),
+                *map(list, zip(*(self._kernel_buffers(group, params[i], states[i]) for i in taken))),
             ]
             per_tensor = self._native_per_tensor(group, taken_states)
             _native.run(function, by_buffer, [s["step"] for s in taken_states], common + hyper, per_tensor)
@@ -419,7 +419,7 @@ class ZooOptimizer(Optimizer):
         does not cover the group's options."""
         return None
 
-    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
+    def _kernel_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
         """The state tensors a fast kernel takes after the parameter and its gradient: the schema's,
         in declared order."""
         return self.state_schema.buffers(group, state)

@@ -99,16 +99,41 @@ def dense_non_overlapping(t: Tensor) -> bool:
     return True
 
 
-def _same_layout(param: Tensor, other: Tensor | None) -> bool:
-    """``other`` can be walked beside ``param``: a plain strided tensor of its dtype, device, shape
-    and strides (None, an absent optional buffer, is fine)."""
-    return other is None or (
-        type(other) in _PLAIN
-        and other.layout is _STRIDED
-        and other.dtype is param.dtype
-        and other.shape == param.shape
-        and other.stride() == param.stride()
-        and other.get_device() == param.get_device()  # cheaper than building device objects, per tensor and step
+def _fits(param: Tensor, others: Sequence[Tensor | None]) -> bool:
+    """``param`` is dense and non-overlapping, and each of ``others`` (None, an absent optional buffer,
+    is skipped) can be walked beside it: a plain strided tensor of its dtype and device, with its
+    shape and exactly its strides."""
+    # This runs for every tensor at every step, so the common case is cheap: a contiguous parameter
+    # needs contiguous partners with its element count (every caller keeps shapes equal: torch refuses
+    # a gradient of another shape, the state schema refuses state of another shape).
+    dtype, cpu = param.dtype, param.is_cpu
+    if param.is_contiguous():
+        numel = param.numel()
+        for other in others:
+            if other is not None and not (
+                type(other) in _PLAIN
+                and other.layout is _STRIDED
+                and other.dtype is dtype
+                and other.is_contiguous()
+                and other.numel() == numel
+                and (other.is_cpu if cpu else other.get_device() == param.get_device())
+            ):
+                return False
+        return True
+    if not dense_non_overlapping(param):
+        return False
+    shape, stride = param.shape, param.stride()
+    return all(
+        other is None
+        or (
+            type(other) in _PLAIN
+            and other.layout is _STRIDED
+            and other.dtype is dtype
+            and other.shape == shape
+            and other.stride() == stride
+            and (other.is_cpu if cpu else other.get_device() == param.get_device())
+        )
+        for other in others
     )
 
 
@@ -138,12 +163,7 @@ def split(
     taken: list[int] = []
     rest: list[int] = []
     for index, (param, grad, state, step) in enumerate(zip(params, grads, buffers, steps, strict=True)):
-        fits = (
-            dense_non_overlapping(param)
-            and _same_layout(param, grad)
-            and all(_same_layout(param, buffer) for buffer in state)
-            and _step_fits(step, param, steps_on_device and not param.is_cpu)
-        )
+        fits = _fits(param, [grad, *state]) and _step_fits(step, param, steps_on_device and not param.is_cpu)
         (taken if fits else rest).append(index)
     shared = sharing_memory([params[i] for i in taken])
     if shared:

@@ -138,9 +138,9 @@ class RAdam(ZooOptimizer):
         alpha = group.get(ALPHA, 0.0) if self.lookahead_sync is not None else 0.0
         return [group["lr"], beta1, beta2, group["eps"], group["rectify_threshold"], alpha]
 
-    def _native_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
+    def _kernel_buffers(self, group: dict[str, Any], param: Tensor, state: dict[str, Any]) -> list[Tensor | None]:
         slow = None if self.lookahead_sync is None else self.lookahead_sync.slow.get(param)
-        return [*super()._native_buffers(group, param, state), slow]
+        return [*super()._kernel_buffers(group, param, state), slow]
 
     def _native_update(
         self,
