@@ -143,6 +143,7 @@ def test_without_a_compiler_a_warning_and_the_reference_step(monkeypatch, tmp_pa
 
 def test_an_unwritable_cache_home_falls_back_to_the_temporary_directory(monkeypatch, tmp_path):
     monkeypatch.delenv("OPTZOO_CACHE_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the fallback is created: not in the real one
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
@@ -154,16 +155,17 @@ def test_the_build_is_cached_for_other_processes(tmp_path):
     """A second process finds the library the first one built and compiles nothing."""
     probe = (
         "import subprocess, torch, optzoo\n"
-        "real = subprocess.run\n"
+        "real = subprocess.Popen\n"
         "def spy(cmd, *a, **k):\n"
         "    print('COMPILE' if '-shared' in cmd else 'QUERY')\n"
         "    return real(cmd, *a, **k)\n"
-        "subprocess.run = spy\n"
+        "subprocess.Popen = spy\n"
         "p = torch.zeros(1 << 15, requires_grad=True); p.grad = torch.ones_like(p)\n"
         "optzoo.RMSprop([p]).step()\n"
         "import os; print(sorted(os.path.splitext(f)[1] for f in os.listdir(os.environ['OPTZOO_CACHE_DIR'])))\n"
     )
-    env = {"OPTZOO_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    sources = str(Path(optzoo.__file__).parents[1])  # this checkout's, not an installed copy's
+    env = {"OPTZOO_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": sources}
     first = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     second = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert first.stdout.count("COMPILE") == 1

@@ -20,6 +20,10 @@
 #include <type_traits>
 #include <vector>
 
+// The version of the calling convention (Call's layout, its meaning); _native.py's _ABI_VERSION
+// must equal it, and a library answering another from zoo_abi_check is rebuilt, never called.
+#define ZOO_ABI_VERSION 1
+
 namespace zoo {
 
 // Filled by optzoo/optim/_native.py; the layout must match its ctypes Structure.
@@ -147,6 +151,21 @@ void parallel_ranges(const Call& c, Fn fn) {
 }
 
 }  // namespace zoo
+
+// The self-check _native.py runs once on each library it loads: on float64 tensors, through the
+// same Call record and thread split as a kernel, advance the steps and set buffer 1 to
+// 2 * buffer 0 + per_tensor * step, then answer ZOO_ABI_VERSION. A library that loads yet answers
+// wrong (corrupt, or built against another Call) is rebuilt rather than handed parameters.
+// Defined here, not in each kernel: every library is built from one .cpp file including this once.
+extern "C" int32_t zoo_abi_check(const zoo::Call* c) {
+    const std::vector<double> t = zoo::advance_steps(*c);
+    zoo::parallel_ranges(*c, [&](int64_t i, int64_t begin, int64_t end) {
+        const double* in = zoo::buffer<double>(*c, 0, i);
+        double* out = zoo::buffer<double>(*c, 1, i);
+        for (int64_t j = begin; j < end; ++j) out[j] = 2.0 * in[j] + c->per_tensor[i] * t[i];
+    });
+    return ZOO_ABI_VERSION;
+}
 
 // Exports ``zoo_<name>(const Call*)`` dispatching on dtype to the template ``name<T>``.
 #define ZOO_EXPORT(name)                                       \
