@@ -29,9 +29,10 @@ own, its checksum file last, so concurrent processes each find a whole library.
 Where the kernels cannot serve, the optimizers take their per-tensor step
 instead, with the same results: no compiler, a cache that fails those checks, a
 library that fails its self-check after a rebuild, a compiler past its timeout (a
-warning says which, once per kernel), another device or dtype, tensors that are
-not contiguous, a bucket with fewer than :data:`MIN_NUMEL` elements (the lab's
-2-D surfaces never build anything), or ``OPTZOO_NATIVE=0`` in the environment.
+warning says which, once per kernel), tensors ``_dispatch``'s allow-list does not
+give a native kernel (another device or dtype, layouts a linear walk would get
+wrong), a bucket with fewer than :data:`MIN_NUMEL` elements (the lab's 2-D
+surfaces never build anything), or ``OPTZOO_NATIVE=0`` in the environment.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["COMPILE_TIMEOUT_S", "MIN_NUMEL", "Kernel", "buckets_fit", "kernel", "run", "tensors_fit"]
+__all__ = ["COMPILE_TIMEOUT_S", "MIN_NUMEL", "Kernel", "kernel", "run"]
 
 #: Buckets smaller than this take the per-tensor step: below it the step costs
 #: microseconds either way, and a tiny model never waits for a compiler.
@@ -379,38 +380,6 @@ def kernel(name: str) -> Kernel | None:
             )
             _kernels[name] = None
     return _kernels[name]
-
-
-def buckets_fit(params: Sequence[Tensor]) -> bool:
-    """Whether a bucket (one device, dtype and tensor type) is worth a kernel call: plain CPU
-    float32/float64 tensors, :data:`MIN_NUMEL` elements or more."""
-    first = params[0]
-    return (
-        first.is_cpu
-        and first.dtype in _DTYPE_CODES
-        and type(first) in (Tensor, torch.nn.Parameter)
-        and sum(p.numel() for p in params) >= MIN_NUMEL
-    )
-
-
-def tensors_fit(param: Tensor, others: Sequence[Tensor | None], step: Tensor | None = None) -> bool:
-    """Whether one parameter's tensors can be handed over by address: ``param`` and every one of
-    ``others`` (a gradient, state tensors; None skipped) dense, contiguous, of one dtype and one size
-    (a state dict of another shape must never send a kernel past a tensor's end), and ``step``, if
-    given, the float32 CPU counter a kernel advances."""
-    # This runs for every tensor at every step: a plain loop, identity tests of torch's singleton
-    # dtypes and layouts, and no device objects (each costs more than the rest of a test).
-    if not param.is_contiguous():
-        return False
-    if step is not None and not (isinstance(step, Tensor) and step.dtype is _FLOAT32 and step.is_cpu):
-        return False
-    numel, dtype = param.numel(), param.dtype
-    for other in others:
-        if other is not None and not (
-            other.layout is _STRIDED and other.dtype is dtype and other.is_contiguous() and other.numel() == numel
-        ):
-            return False
-    return True
 
 
 def run(
