@@ -65,7 +65,10 @@ class Entry:
     def new(self, group: Mapping[str, Any], param: Tensor) -> Any:
         value = group[self.fill] if isinstance(self.fill, str) else self.fill
         if self.kind == "tensor":
-            return torch.full_like(param, value, memory_format=torch.preserve_format)
+            # A complex parameter is updated as its real view, so each of its real coordinates starts at the
+            # value (torch.optim's Adagrad and Rprop start complex state at complex(value, value)).
+            fill = complex(value, value) if param.is_complex() else value
+            return torch.full_like(param, fill, memory_format=torch.preserve_format)
         if self.kind == "step":
             return new_step_counter()
         return bool(value) if self.kind == "flag" else float(value)

@@ -42,6 +42,8 @@ __all__ = ["Adadelta"]
 class Adadelta(ZooOptimizer):
     """Adadelta (see the module docstring for the update rule)."""
 
+    supports_complex = True  # over the real view, as torch.optim
+
     state_schema = StateSchema(Entry("step", "step"), Entry("square_avg"), Entry("acc_delta"))
     native_kernel = "adadelta"
 

@@ -67,6 +67,8 @@ __all__ = ["Adam"]
 class Adam(ZooOptimizer):
     """Adam / AMSGrad / AdamW (see the module docstring for the update rule)."""
 
+    supports_complex = True  # over the real view, as torch.optim
+
     state_schema = StateSchema(
         Entry("step", "step"),
         Entry("exp_avg"),
@@ -156,7 +158,10 @@ class Adam(ZooOptimizer):
     def _fused_kernel(self, group: dict[str, Any]) -> str | None:
         paper_form = group["eps_inside_sqrt"] or not group["amsgrad_bias_correction"]
         scheduled_decay = group["decoupled_weight_decay"] and not group["decay_scaled_by_lr"]
-        if paper_form or scheduled_decay:
+        # torch's loop (its default on CPU, and what foreach falls back to) computes a tensor lr's or
+        # betas' scalars in the tensor's precision; the fused kernel would in float64.
+        tensor_hyper = any(isinstance(value, Tensor) for value in (group["lr"], *group["betas"]))
+        if paper_form or scheduled_decay or tensor_hyper:
             return None
         return "adamw" if group["decoupled_weight_decay"] else "adam"
 
@@ -209,4 +214,5 @@ class Adam(ZooOptimizer):
             denom = torch._foreach_sqrt(second)
             torch._foreach_div_(denom, [math.sqrt(b) for b in bias2])
             torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / b for b in bias1])
+        # float(): a tensor lr (foreach=None on an accelerator) gives the per-tensor step's Scalars
+        torch._foreach_addcdiv_(params, exp_avgs, denom, [float(-lr / b) for b in bias1])

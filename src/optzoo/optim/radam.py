@@ -70,6 +70,8 @@ __all__ = ["RAdam"]
 class RAdam(ZooOptimizer):
     """Rectified Adam (see the module docstring for the update rule)."""
 
+    supports_complex = True  # over the real view, as torch.optim
+
     state_schema = StateSchema(Entry("step", "step"), Entry("exp_avg"), Entry("exp_avg_sq"))
     native_kernel = "radam"
     #: Set by a Lookahead around RAdam (Ranger) for its k-th steps: the synchronisation the
@@ -161,7 +163,8 @@ class RAdam(ZooOptimizer):
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
     ) -> None:
         beta1, beta2 = group["betas"]
-        lr = group["lr"]
+        # A tensor lr multiplies tensors in the per-tensor step: its value, in Python's float arithmetic here.
+        lr = float(group["lr"])
         steps = [s["step"] for s in states]
         torch._foreach_add_(steps, 1.0)
         exp_avgs = [s["exp_avg"] for s in states]

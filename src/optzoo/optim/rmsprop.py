@@ -65,6 +65,8 @@ __all__ = ["RMSprop"]
 class RMSprop(ZooOptimizer):
     """RMSprop, optionally centered and with momentum (see the module docstring)."""
 
+    supports_complex = True  # over the real view, as torch.optim
+
     state_schema = StateSchema(
         Entry("step", "step"),
         Entry("square_avg"),
@@ -180,4 +182,4 @@ class RMSprop(ZooOptimizer):
             torch._foreach_addcdiv_(buffers, grads, sigma)
             torch._foreach_add_(params, buffers, alpha=-lr)
         else:
-            torch._foreach_addcdiv_(params, grads, sigma, -lr)
+            torch._foreach_addcdiv_(params, grads, sigma, float(-lr))  # a tensor lr as the loop's Scalar
