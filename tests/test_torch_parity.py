@@ -210,6 +210,28 @@ def test_sparse_gradients_follow_torch(name, kwargs, dtype, foreach, kernel_call
     assert not any(t.is_sparse for call in kernel_calls for t in call)
 
 
+def test_sparse_momentum_state_resumes():
+    """SGD's momentum over sparse gradients is a sparse tensor, as torch's is: a state dict holding it
+    loads, and the resumed run goes on as torch's uninterrupted one."""
+    params = [embedding_and_linear(torch.float64), embedding_and_linear(torch.float64)]
+    ref = torch.optim.SGD(params[0], lr=0.1, momentum=0.9)
+    first = optzoo.SGD(params[1], lr=0.1, momentum=0.9)
+    for ps in params:
+        embedding_grads(ps, 0)
+    ref.step()
+    first.step()
+    assert first.state[params[1][0]]["momentum_buffer"].is_sparse
+    resumed = optzoo.SGD(params[1], lr=0.1, momentum=0.9)
+    resumed.load_state_dict(copy.deepcopy(first.state_dict()))
+    for step in (1, 2):
+        for ps in params:
+            embedding_grads(ps, step)
+        ref.step()
+        resumed.step()
+    for p, q in zip(*params, strict=True):
+        torch.testing.assert_close(q, p, **TOLERANCES[torch.float64])
+
+
 def first_failure(module: Any, name: str, kwargs: dict[str, Any]) -> tuple[str | None, type | None, bool]:
     """Where the optimizer fails on a sparse gradient: (stage, error type, whether the weight moved)."""
     embedding = torch.nn.Embedding(10, 3, sparse=True)
