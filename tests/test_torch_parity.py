@@ -265,36 +265,73 @@ def test_sparse_gradient_errors_like_torch(name, kwargs):
 
 
 # ------------------------------------------------------------ tensor hyper-parameters
-def torch_accepts(name: str, kwargs: dict[str, Any]) -> bool:
+T = torch.tensor
+# Tensor forms of each class's hyper-parameters that torch's per-tensor step takes (1-element tensors
+# of any shape for lr, as torch's _to_scalar squeezes them).
+TENSOR_HYPER: dict[str, list[dict[str, Any]]] = {
+    "SGD": [{"lr": T([0.01]), "momentum": T(0.9)}, {"weight_decay": T(0.1), "momentum": 0.5, "nesterov": True}],
+    "Adagrad": [{"lr_decay": T(0.1)}, {"weight_decay": T(0.1), "eps": T(1e-8)}],
+    "RMSprop": [{"alpha": T(0.9), "centered": True}, {"momentum": T(0.9), "weight_decay": T(0.1)}],
+    "Adadelta": [{"rho": T(0.8)}, {"weight_decay": T(0.1)}],
+    "Adam": [{"betas": (T(0.9), T(0.99))}, {"lr": T([0.01]), "weight_decay": T(0.1)}],
+    "AdamW": [{"betas": (T(0.9), T(0.99)), "amsgrad": True}, {"weight_decay": T(0.1)}],
+    "Adamax": [{"betas": (T(0.9), T(0.99))}, {"weight_decay": T(0.1)}],
+    "NAdam": [{"betas": (T(0.9), T(0.99))}, {"momentum_decay": T(0.004)}],
+    "RAdam": [{"betas": (T(0.9), T(0.99))}, {"weight_decay": T(0.1)}],
+    "Rprop": [{"etas": (T(0.5), T(1.2))}, {"step_sizes": (T(1e-6), T(50.0))}],
+}
+
+
+def torch_refuses(name: str, kwargs: dict[str, Any]) -> type[Exception] | None:
+    """The error type torch.optim raises at construction for these keywords, or None."""
     try:
         getattr(torch.optim, name)([torch.zeros(1)], **kwargs)
-    except ValueError:
-        return False
-    return True
+    except Exception as error:
+        return type(error)
+    return None
 
 
-TENSOR_LR = [
-    pytest.param(name, dtype, foreach, id=f"{name}-{str(dtype)[6:]}-{path}")
-    for name in NAMES
-    for dtype in (torch.float32, torch.float64)
-    for path, foreach in PATHS.items()
-]
-
-
-@pytest.mark.parametrize(("name", "dtype", "foreach"), TENSOR_LR)
-def test_tensor_lr_follows_torch(name, dtype, foreach):
-    """On every path torch accepts, under an LR scheduler that ``fill_``s the tensor; where torch
-    refuses it at construction (Adam/AdamW with foreach=True), optzoo does too, with the same type."""
-    kwargs = {"lr": torch.tensor(0.01)}
-    if foreach and not torch_accepts(name, {**kwargs, "foreach": True}):
-        with pytest.raises(ValueError, match="lr"):
-            getattr(optzoo, name)(make_params(dtype), **kwargs, foreach=True)
+def compare_or_refuse(name: str, kwargs: dict[str, Any], dtype: torch.dtype, foreach: bool | None, **options) -> None:
+    """Where torch refuses the keywords on this path at construction, optzoo refuses them there with
+    the same type; elsewhere optzoo follows torch's per-tensor step."""
+    refused = torch_refuses(name, {**kwargs, "foreach": foreach})
+    if refused is not None:
+        with pytest.raises(refused):
+            getattr(optzoo, name)(make_params(dtype), **kwargs, foreach=foreach)
         return
+    compare_every_step(name, kwargs, lambda: make_params(dtype), random_grads, foreach, **options)
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype", "foreach"),
+    [
+        pytest.param(name, dtype, foreach, id=f"{name}-{str(dtype)[6:]}-{path}")
+        for name in NAMES
+        for dtype in (torch.float32, torch.float64)
+        for path, foreach in PATHS.items()
+    ],
+)
+def test_tensor_lr_follows_torch(name, dtype, foreach):
+    """A tensor lr, changed in place every step by an LR scheduler, on every path."""
 
     def scheduler(optimizer: torch.optim.Optimizer) -> Any:
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.7)
 
-    compare_every_step(name, kwargs, lambda: make_params(dtype), random_grads, foreach, scheduler=scheduler)
+    compare_or_refuse(name, {"lr": T(0.01)}, dtype, foreach, scheduler=scheduler)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "foreach"),
+    [
+        pytest.param(name, kwargs, foreach, id=f"{name}-{i}-{path}")
+        for name in NAMES
+        for i, kwargs in enumerate(TENSOR_HYPER[name])
+        for path, foreach in PATHS.items()
+    ],
+)
+def test_tensor_hyper_follows_torch(name, kwargs, foreach):
+    """float64 parameters: a tensor's float32 value rounded where torch rounds it shows."""
+    compare_or_refuse(name, kwargs, torch.float64, foreach)
 
 
 class ScalarReads(TorchDispatchMode):

@@ -154,10 +154,11 @@ def update_moments(m: Tensor, v: Tensor, grad: Tensor, beta1: float, beta2: floa
 
 
 def foreach_update_moments(ms: list[Tensor], vs: list[Tensor], grads: list[Tensor], beta1: float, beta2: float) -> None:
-    """:func:`update_moments` over lists of tensors, with the same operations."""
-    torch._foreach_lerp_(ms, grads, 1 - beta1)
+    """:func:`update_moments` over lists of tensors, with the same operations (tensor betas' weights as
+    the Scalars the per-tensor step passes: the multi-tensor ops take no 0-dim tensor there)."""
+    torch._foreach_lerp_(ms, grads, float(1 - beta1))
     torch._foreach_mul_(vs, beta2)
-    torch._foreach_addcmul_(vs, grads, grads, 1 - beta2)
+    torch._foreach_addcmul_(vs, grads, grads, float(1 - beta2))
 
 
 def group_by_device_and_dtype(tensors: Sequence[Tensor]) -> list[list[int]]:
@@ -172,6 +173,23 @@ def group_by_device_and_dtype(tensors: Sequence[Tensor]) -> list[list[int]]:
         device = None if tensor.is_cpu else tensor.device
         buckets.setdefault((type(tensor), tensor.dtype, device), []).append(index)
     return list(buckets.values())
+
+
+def _zero_dim(group: dict[str, Any]) -> dict[str, Any]:
+    """The group as the update reads it: a 1-element tensor hyper-parameter of another shape (lr=tensor([0.1]))
+    as the 0-dim tensor torch.optim's ``_to_scalar`` makes of it, which torch's ops take as a Scalar. A copy
+    only where there is one (the update only reads the group); the group itself keeps the tensor it was given."""
+
+    def squeezed(value: Any) -> Any:
+        if isinstance(value, Tensor) and value.dim() != 0:
+            return value.squeeze()
+        if isinstance(value, tuple) and any(isinstance(v, Tensor) and v.dim() != 0 for v in value):
+            return tuple(map(squeezed, value))
+        return value
+
+    changed = {k: squeezed(v) for k, v in group.items() if k != "params"}
+    changed = {k: v for k, v in changed.items() if v is not group[k]}
+    return {**group, **changed} if changed else group
 
 
 class ZooOptimizer(Optimizer):
@@ -261,6 +279,7 @@ class ZooOptimizer(Optimizer):
         return params
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        group = _zero_dim(group)
         states = []
         for p in params:
             state = self.state[p]

@@ -106,6 +106,10 @@ class Adagrad(ZooOptimizer):
         param.addcdiv_(grad, denom, value=-eta_t)  # theta -= eta_t g / denom
 
     def _fused_kernel(self, group: dict[str, Any]) -> str | None:
+        # torch's loop computes a tensor lr's or lr_decay's step size in the tensor's precision; the
+        # fused kernel would in float64.
+        if (isinstance(group["lr"], Tensor) and group["lr_decay"] != 0) or isinstance(group["lr_decay"], Tensor):
+            return None
         return "adagrad"
 
     def _fused_update(

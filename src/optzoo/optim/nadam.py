@@ -166,7 +166,7 @@ class NAdam(ZooOptimizer):
             # float(): a tensor lr's scales become the Scalars the per-tensor step passes
             grad_scales.append(float(-lr * (1 - mu) / (1 - prod)))
             momentum_scales.append(float(-lr * mu_next / (1 - prod * mu_next)))
-            bias2_roots.append((1 - beta2**t) ** 0.5)
+            bias2_roots.append(float(1 - beta2**t) ** 0.5)  # a tensor beta2's 1 - beta2^t rounded as the loop's
 
         foreach_update_moments(exp_avgs, exp_avg_sqs, grads, beta1, beta2)
         denom = torch._foreach_sqrt(exp_avg_sqs)

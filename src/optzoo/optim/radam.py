@@ -177,10 +177,12 @@ class RAdam(ZooOptimizer):
         for i, step in enumerate(steps):
             t = step.item()
             r_t = self._rectification(group, t)
+            # Each factor as the per-tensor step has it (a tensor beta's in its precision), multiplied here.
+            bias1 = float(1 - beta1**t)
             if r_t is None:
-                plain.append((i, -lr / (1 - beta1**t)))
+                plain.append((i, -lr / bias1))
             else:
-                rectified.append((i, -lr * r_t * math.sqrt(1 - beta2**t) / (1 - beta1**t)))
+                rectified.append((i, -lr * float(r_t) * math.sqrt(float(1 - beta2**t)) / bias1))
         if plain:
             moments = torch._foreach_mul([exp_avgs[i] for i, _ in plain], [scale for _, scale in plain])
             torch._foreach_add_([params[i] for i, _ in plain], moments)
