@@ -30,7 +30,11 @@ and the multi-tensor one elsewhere; every path gives the same numbers.
 
 The gradients both update methods receive already carry ``maximize`` and
 coupled weight decay, and decoupled weight decay has already been applied to
-the parameters, so no algorithm file handles either.
+the parameters, so no algorithm file handles either. Nor complex parameters: as
+torch.optim, the base class hands the update methods each complex parameter, its
+gradient and state as their real views (``torch.view_as_real``), and never to a
+fast kernel. Sparse gradients (where ``supports_sparse``) go to
+``_reference_update`` whatever ``foreach`` says, as torch.optim steps them.
 """
 
 from __future__ import annotations
@@ -201,7 +205,8 @@ class ZooOptimizer(Optimizer):
       the state, checks a state dict before it is loaded and names the tensors a fast
       kernel takes;
     * ``native_kernel``: the name of the algorithm's single-pass CPU kernel, if it has one;
-    * ``supports_sparse`` / ``supports_complex``: refused with a clear error when False.
+    * ``supports_sparse`` / ``supports_complex``: refused with a clear error when False; when True,
+      ``_reference_update`` takes sparse gradients and complex parameters arrive as real views.
     """
 
     state_schema: StateSchema = StateSchema()
