@@ -68,6 +68,8 @@ ADAGRAD_SETTINGS = [
 Adagrad = Case(
     name="Adagrad",
     make=optzoo.Adagrad,
+    complex=True,
+    sparse=True,
     fused=True,
     oracle_name="torch.optim.Adagrad; Duchi et al. 2011 (diagonal) transcribed",
     checks=[Check(h, torch.optim.Adagrad) for h in ADAGRAD_SETTINGS]
@@ -105,6 +107,7 @@ RMSprop = Case(
     name="RMSprop",
     native="rmsprop",
     make=optzoo.RMSprop,
+    complex=True,
     oracle_name="torch.optim.RMSprop; Hinton's lecture 6e, the course notes and Graves 2013 transcribed",
     checks=[Check(h, torch.optim.RMSprop) for h in RMSPROP_SETTINGS]
     + [
@@ -144,6 +147,7 @@ Adadelta = Case(
     name="Adadelta",
     native="adadelta",
     make=optzoo.Adadelta,
+    complex=True,
     oracle_name="torch.optim.Adadelta; Zeiler 2012 Algorithm 1 transcribed",
     checks=[Check(h, torch.optim.Adadelta) for h in ADADELTA_SETTINGS]
     + [
@@ -173,6 +177,7 @@ Adamax = Case(
     name="Adamax",
     native="adamax",
     make=optzoo.Adamax,
+    complex=True,
     oracle_name="torch.optim.Adamax; Kingma & Ba 2015 Algorithm 2 transcribed (eps=0)",
     checks=[Check(h, torch.optim.Adamax) for h in ADAMAX_SETTINGS]
     + [
@@ -199,6 +204,7 @@ NAdam = Case(
     name="NAdam",
     native="nadam",
     make=optzoo.NAdam,
+    complex=True,
     oracle_name="torch.optim.NAdam",
     checks=[Check(h, torch.optim.NAdam) for h in NADAM_SETTINGS]
     + [
@@ -229,6 +235,7 @@ RAdam = Case(
     name="RAdam",
     native="radam",
     make=optzoo.RAdam,
+    complex=True,
     oracle_name="torch.optim.RAdam; Liu et al. 2020 Algorithm 2 transcribed",
     checks=[Check(h, torch.optim.RAdam) for h in RADAM_SETTINGS]
     + [
@@ -265,6 +272,7 @@ Rprop = Case(
     name="Rprop",
     native="rprop",
     make=optzoo.Rprop,
+    complex=True,
     oracle_name="torch.optim.Rprop; Igel & Hüsken 2000 iRprop- transcribed",
     checks=[Check(h, torch.optim.Rprop) for h in RPROP_SETTINGS]
     + [

@@ -214,6 +214,7 @@ LookaheadSGD = Case(
     name="Lookahead-SGD",
     make=lookahead_sgd,
     fused=True,
+    sparse=True,  # the inner SGD takes sparse gradients; the synchronisation touches parameters only
     oracle_name="Zhang et al. 2019 Algorithm 1 over torch.optim.SGD (transcribed); torch-optimizer's Lookahead",
     checks=[Check(h, functools.partial(ZhangLookahead, inner=torch.optim.SGD)) for h in LOOKAHEAD_SGD_SETTINGS]
     + [

@@ -30,12 +30,17 @@ and the multi-tensor one elsewhere; every path gives the same numbers.
 
 The gradients both update methods receive already carry ``maximize`` and
 coupled weight decay, and decoupled weight decay has already been applied to
-the parameters, so no algorithm file handles either.
+the parameters, so no algorithm file handles either. Nor complex parameters: as
+torch.optim, the base class hands the update methods each complex parameter, its
+gradient and state as their real views (``torch.view_as_real``), and never to a
+fast kernel. Sparse gradients (where ``supports_sparse``) go to
+``_reference_update`` whatever ``foreach`` says, as torch.optim steps them.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -66,12 +71,31 @@ __all__ = [
 ]
 
 
+# Tensor hyper-parameters already read: id -> (a weak reference, the version counter then, the value).
+# ``step()`` re-checks every hyper-parameter; reading a tensor's value is a host sync for an accelerator
+# tensor, so it is read again only once the tensor changed in place (a scheduler's ``fill_``). Keyed by id,
+# not by the tensor: a tensor-keyed dict would compare tensors with ``==``, itself a sync.
+_READ: dict[int, tuple[weakref.ref[Tensor], int, float]] = {}
+
+
+def _tensor_value(tensor: Tensor) -> float:
+    if tensor.is_inference():  # no version counter to tell a change by
+        return float(tensor.item())
+    key = id(tensor)
+    seen = _READ.get(key)
+    if seen is not None and seen[0]() is tensor and seen[1] == tensor._version:
+        return seen[2]
+    value = float(tensor.item())
+    _READ[key] = (weakref.ref(tensor, lambda _, key=key: _READ.pop(key, None)), tensor._version, value)
+    return value
+
+
 def _as_real(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if isinstance(value, Tensor) and value.numel() != 1:
             raise ValueError(f"Tensor {name} must be 1-element, got shape {tuple(value.shape)}")
         if isinstance(value, Tensor) and not value.requires_grad:
-            return float(value.item())
+            return _tensor_value(value)
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     return float(value)
 
@@ -134,10 +158,11 @@ def update_moments(m: Tensor, v: Tensor, grad: Tensor, beta1: float, beta2: floa
 
 
 def foreach_update_moments(ms: list[Tensor], vs: list[Tensor], grads: list[Tensor], beta1: float, beta2: float) -> None:
-    """:func:`update_moments` over lists of tensors, with the same operations."""
-    torch._foreach_lerp_(ms, grads, 1 - beta1)
+    """:func:`update_moments` over lists of tensors, with the same operations (tensor betas' weights as
+    the Scalars the per-tensor step passes: the multi-tensor ops take no 0-dim tensor there)."""
+    torch._foreach_lerp_(ms, grads, float(1 - beta1))
     torch._foreach_mul_(vs, beta2)
-    torch._foreach_addcmul_(vs, grads, grads, 1 - beta2)
+    torch._foreach_addcmul_(vs, grads, grads, float(1 - beta2))
 
 
 def group_by_device_and_dtype(tensors: Sequence[Tensor]) -> list[list[int]]:
@@ -154,6 +179,23 @@ def group_by_device_and_dtype(tensors: Sequence[Tensor]) -> list[list[int]]:
     return list(buckets.values())
 
 
+def _zero_dim(group: dict[str, Any]) -> dict[str, Any]:
+    """The group as the update reads it: a 1-element tensor hyper-parameter of another shape (lr=tensor([0.1]))
+    as the 0-dim tensor torch.optim's ``_to_scalar`` makes of it, which torch's ops take as a Scalar. A copy
+    only where there is one (the update only reads the group); the group itself keeps the tensor it was given."""
+
+    def squeezed(value: Any) -> Any:
+        if isinstance(value, Tensor) and value.dim() != 0:
+            return value.squeeze()
+        if isinstance(value, tuple) and any(isinstance(v, Tensor) and v.dim() != 0 for v in value):
+            return tuple(map(squeezed, value))
+        return value
+
+    changed = {k: squeezed(v) for k, v in group.items() if k != "params"}
+    changed = {k: v for k, v in changed.items() if v is not group[k]}
+    return {**group, **changed} if changed else group
+
+
 class ZooOptimizer(Optimizer):
     """Base class of optzoo's optimizers (see the module docstring).
 
@@ -163,7 +205,8 @@ class ZooOptimizer(Optimizer):
       the state, checks a state dict before it is loaded and names the tensors a fast
       kernel takes;
     * ``native_kernel``: the name of the algorithm's single-pass CPU kernel, if it has one;
-    * ``supports_sparse`` / ``supports_complex``: refused with a clear error when False.
+    * ``supports_sparse`` / ``supports_complex``: refused with a clear error when False; when True,
+      ``_reference_update`` takes sparse gradients and complex parameters arrive as real views.
     """
 
     state_schema: StateSchema = StateSchema()
@@ -220,20 +263,28 @@ class ZooOptimizer(Optimizer):
 
     def _params_with_grad(self, group: dict[str, Any]) -> list[Tensor]:
         params = []
+        name = type(self).__name__
         for p in group["params"]:
             if p.grad is None:
                 continue
-            if p.grad.is_sparse and not self.supports_sparse:
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support sparse gradients; "
-                    "use torch.optim.SparseAdam or a dense embedding (sparse=False)"
-                )
+            if p.grad.is_sparse:
+                # torch.optim's errors, raised here before any update rather than half-way through one
+                if not self.supports_sparse:
+                    raise RuntimeError(
+                        f"{name} does not support sparse gradients; "
+                        "use torch.optim.SparseAdam or a dense embedding (sparse=False)"
+                    )
+                if group.get("weight_decay", 0) != 0:
+                    raise RuntimeError(f"{name}: weight_decay option is not compatible with sparse gradients")
+                if group.get("fused"):
+                    raise RuntimeError(f"{name}: `fused` does not support sparse gradients")
             if torch.is_complex(p) and not self.supports_complex:
-                raise TypeError(f"{type(self).__name__} does not support complex parameters")
+                raise TypeError(f"{name} does not support complex parameters")
             params.append(p)
         return params
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        group = _zero_dim(group)
         states = []
         for p in params:
             state = self.state[p]
@@ -241,28 +292,81 @@ class ZooOptimizer(Optimizer):
             states.append(state)
         grads = [p.grad for p in params]
         for bucket in group_by_device_and_dtype(params):
+            # Sparse gradients take the per-tensor step whatever ``foreach`` says, as in torch.optim.
+            sparse = [i for i in bucket if grads[i].is_sparse]
+            for i in sparse:
+                self._reference_update(group, params[i], self._reference_prepare(group, params[i], grads[i]), states[i])
+            if sparse:
+                bucket = [i for i in bucket if not grads[i].is_sparse]
+                if not bucket:
+                    continue
             bucket_params = [params[i] for i in bucket]
             bucket_grads = [grads[i] for i in bucket]
             bucket_states = [states[i] for i in bucket]
+            is_complex = bucket_params[0].is_complex()
             foreach = group["foreach"]
             if foreach is None:
-                left = self._fast_update(group, bucket_params, bucket_grads, bucket_states)
-                if not left:
-                    continue
-                if len(left) < len(bucket_params):
-                    bucket_params = [bucket_params[i] for i in left]
-                    bucket_grads = [bucket_grads[i] for i in left]
-                    bucket_states = [bucket_states[i] for i in left]
+                # The fast kernels take real dtypes only (``_dispatch``): complex tensors never reach them.
+                if not is_complex:
+                    left = self._fast_update(group, bucket_params, bucket_grads, bucket_states)
+                    if not left:
+                        continue
+                    if len(left) < len(bucket_params):
+                        bucket_params = [bucket_params[i] for i in left]
+                        bucket_grads = [bucket_grads[i] for i in left]
+                        bucket_states = [bucket_states[i] for i in left]
                 # Measured on CPU: the per-tensor loop keeps each tensor in cache and beats the
                 # multi-tensor ops, which stream whole-list temporaries through memory (torch's
                 # own CPU default is the loop too). On accelerators the multi-tensor path wins.
                 foreach = bucket_params[0].device.type != "cpu"
-            if foreach:
-                bucket_grads = self._foreach_prepare(group, bucket_params, bucket_grads)
-                self._foreach_update(group, bucket_params, bucket_grads, bucket_states)
+            if is_complex:
+                self._complex_update(group, bucket_params, bucket_grads, bucket_states, foreach)
             else:
-                for p, grad, state in zip(bucket_params, bucket_grads, bucket_states):
-                    self._reference_update(group, p, self._reference_prepare(group, p, grad), state)
+                self._dense_update(group, bucket_params, bucket_grads, bucket_states, foreach)
+
+    def _dense_update(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+        foreach: bool,
+    ) -> None:
+        """The multi-tensor or the per-tensor step over one bucket of real tensors."""
+        if foreach:
+            self._foreach_update(group, params, self._foreach_prepare(group, params, grads), states)
+        else:
+            for p, grad, state in zip(params, grads, states):
+                self._reference_update(group, p, self._reference_prepare(group, p, grad), state)
+
+    def _complex_update(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+        foreach: bool,
+    ) -> None:
+        """Update complex parameters as torch.optim does: each as its real view (``torch.view_as_real``,
+        real and imaginary parts as two real coordinates), with its gradient and state viewed alike.
+
+        The update runs on dicts of views; what it puts there (a buffer made at the first step, a
+        number) goes back to the state, buffers as complex tensors again."""
+        tensors = {e.name for e in self.state_schema.entries if e.kind == "tensor"}
+        before = [
+            {k: torch.view_as_real(v) if isinstance(v, Tensor) and v.is_complex() else v for k, v in s.items()}
+            for s in states
+        ]
+        views = [dict(view) for view in before]
+        self._dense_update(
+            group, [torch.view_as_real(p) for p in params], [torch.view_as_real(g) for g in grads], views, foreach
+        )
+        for state, view, old in zip(states, views, before, strict=True):
+            for key, value in view.items():
+                if value is old.get(key):
+                    continue  # a view updated in place
+                made_here = key in tensors and isinstance(value, Tensor) and not value.is_complex()
+                state[key] = torch.view_as_complex(value) if made_here else value
 
     # ------------------------------------------------------------ the fast paths
     def _fast_update(

@@ -17,7 +17,8 @@ Kinds of entry:
 ``tensor``
     shaped like the parameter, in its dtype and on its device (floating-point
     state in another float dtype or on another device is cast on load, as
-    ``torch.optim`` does);
+    ``torch.optim`` does); strided, or sparse where sparse gradients made it
+    (SGD's momentum buffer);
 ``step``
     the step count: a float32 scalar tensor on the CPU, as torch keeps it (a
     plain number or another scalar tensor is accepted on load and converted);
@@ -65,7 +66,10 @@ class Entry:
     def new(self, group: Mapping[str, Any], param: Tensor) -> Any:
         value = group[self.fill] if isinstance(self.fill, str) else self.fill
         if self.kind == "tensor":
-            return torch.full_like(param, value, memory_format=torch.preserve_format)
+            # A complex parameter is updated as its real view, so each of its real coordinates starts at the
+            # value (torch.optim's Adagrad and Rprop start complex state at complex(value, value)).
+            fill = complex(value, value) if param.is_complex() else value
+            return torch.full_like(param, fill, memory_format=torch.preserve_format)
         if self.kind == "step":
             return new_step_counter()
         return bool(value) if self.kind == "flag" else float(value)
@@ -155,7 +159,8 @@ def _problem(kind: str, value: Any, param: Tensor) -> str | None:
             return f"has shape {tuple(value.shape)}, the parameter has {tuple(param.shape)}"
         if value.is_complex() != param.is_complex() or not (value.is_floating_point() or value.is_complex()):
             return f"has dtype {value.dtype}, the parameter is {param.dtype}"
-        if value.is_meta or value.layout is not torch.strided:
+        # Sparse state is what SGD's momentum makes from sparse gradients, as torch's does (never fed to a kernel).
+        if value.is_meta or value.layout not in (torch.strided, torch.sparse_coo):
             return f"is a {value.device.type} {value.layout} tensor, which holds no dense data to load"
         return None
     if isinstance(value, Tensor):

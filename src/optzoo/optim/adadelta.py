@@ -42,6 +42,8 @@ __all__ = ["Adadelta"]
 class Adadelta(ZooOptimizer):
     """Adadelta (see the module docstring for the update rule)."""
 
+    supports_complex = True  # over the real view, as torch.optim
+
     state_schema = StateSchema(Entry("step", "step"), Entry("square_avg"), Entry("acc_delta"))
     native_kernel = "adadelta"
 
@@ -82,12 +84,13 @@ class Adadelta(ZooOptimizer):
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
     ) -> None:
         rho, eps = group["rho"], group["eps"]
+        weight = float(1 - rho)  # a tensor rho's weight as the per-tensor step's Scalar
         torch._foreach_add_([s["step"] for s in states], 1.0)
         square_avgs = [s["square_avg"] for s in states]
         acc_deltas = [s["acc_delta"] for s in states]
 
         torch._foreach_mul_(square_avgs, rho)
-        torch._foreach_addcmul_(square_avgs, grads, grads, 1 - rho)
+        torch._foreach_addcmul_(square_avgs, grads, grads, weight)
         rms_g = torch._foreach_add(square_avgs, eps)
         torch._foreach_sqrt_(rms_g)
         deltas = torch._foreach_add(acc_deltas, eps)
@@ -95,5 +98,5 @@ class Adadelta(ZooOptimizer):
         torch._foreach_div_(deltas, rms_g)
         torch._foreach_mul_(deltas, grads)
         torch._foreach_mul_(acc_deltas, rho)
-        torch._foreach_addcmul_(acc_deltas, deltas, deltas, 1 - rho)
+        torch._foreach_addcmul_(acc_deltas, deltas, deltas, weight)
         torch._foreach_add_(params, deltas, alpha=-group["lr"])

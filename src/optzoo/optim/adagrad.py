@@ -21,8 +21,11 @@ Deliberate choices, defaults following ``torch.optim.Adagrad``:
 * ``initial_accumulator_value = 0`` (the default) is Duchi et al.'s
   :math:`G_0 = 0`; a positive value starts the sum at :math:`s_0`, which damps
   the first steps (no step is larger than :math:`\eta |g| / \sqrt{s_0}`).
-* Sparse gradients are refused (torch.optim.Adagrad accepts them): use
-  ``torch.optim.SparseAdam`` or a dense embedding.
+* Sparse gradients (``nn.Embedding(sparse=True)``) are handled as torch.optim.Adagrad
+  handles them: only the rows the gradient holds are updated, on the per-tensor path
+  whatever ``foreach`` says; with ``weight_decay`` they are refused (RuntimeError), as in torch.
+* Complex parameters are updated as their real view (real and imaginary parts as two real
+  coordinates), each part of :math:`s_0` set to ``initial_accumulator_value``, as in torch.
 * With ``foreach=None`` (the default) CPU tensors take torch's fused Adagrad
   kernel, which computes exactly this update.
 
@@ -50,6 +53,9 @@ __all__ = ["Adagrad"]
 
 class Adagrad(ZooOptimizer):
     """Adagrad (see the module docstring for the update rule)."""
+
+    supports_complex = True  # over the real view, as torch.optim
+    supports_sparse = True
 
     state_schema = StateSchema(Entry("step", "step"), Entry("sum", fill="initial_accumulator_value"))  # s_0
 
@@ -86,12 +92,24 @@ class Adagrad(ZooOptimizer):
         t = state["step"].item()
         eta_t = group["lr"] / (1 + (t - 1) * group["lr_decay"])  # eta / (1 + (t-1) gamma)
         s = state["sum"]
+        if grad.is_sparse:
+            # torch's sparse form: s and theta change only where the (coalesced) gradient has entries.
+            grad = grad.coalesce()
+            indices, values = grad._indices(), grad._values()
+            s.add_(torch.sparse_coo_tensor(indices, values.pow(2), grad.shape))  # s_t = s_{t-1} + g^2
+            denom = s.sparse_mask(grad)._values().sqrt_().add_(group["eps"])  # sqrt(s_t) + eps, there
+            param.add_(torch.sparse_coo_tensor(indices, values / denom, grad.shape), alpha=-eta_t)
+            return
 
         s.addcmul_(grad, grad, value=1)  # s_t = s_{t-1} + g^2
         denom = s.sqrt().add_(group["eps"])  # sqrt(s_t) + eps
         param.addcdiv_(grad, denom, value=-eta_t)  # theta -= eta_t g / denom
 
     def _fused_kernel(self, group: dict[str, Any]) -> str | None:
+        # torch's loop computes a tensor lr's or lr_decay's step size in the tensor's precision; the
+        # fused kernel would in float64.
+        if (isinstance(group["lr"], Tensor) and group["lr_decay"] != 0) or isinstance(group["lr_decay"], Tensor):
+            return None
         return "adagrad"
 
     def _fused_update(

@@ -67,6 +67,8 @@ __all__ = ["Adam"]
 class Adam(ZooOptimizer):
     """Adam / AMSGrad / AdamW (see the module docstring for the update rule)."""
 
+    supports_complex = True  # over the real view, as torch.optim
+
     state_schema = StateSchema(
         Entry("step", "step"),
         Entry("exp_avg"),
@@ -140,7 +142,10 @@ class Adam(ZooOptimizer):
         t = state["step"].item()
         m, v = state["exp_avg"], state["exp_avg_sq"]
 
-        update_moments(m, v, grad, beta1, beta2)  # m_t = beta1 m + (1 - beta1) g; v_t = beta2 v + (1 - beta2) g^2
+        # torch's loop casts a tensor beta1 to the parameter's dtype for the moment's lerp
+        moment_beta1 = beta1.to(param.dtype) if isinstance(beta1, Tensor) else beta1
+        # m_t = beta1 m + (1 - beta1) g; v_t = beta2 v + (1 - beta2) g^2
+        update_moments(m, v, grad, moment_beta1, beta2)
         bias1, bias2 = 1 - beta1**t, 1 - beta2**t
         if group["amsgrad"]:
             torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
@@ -150,13 +155,18 @@ class Adam(ZooOptimizer):
         if group["eps_inside_sqrt"]:
             denom = (v / bias2 + eps).sqrt()  # sqrt(v_hat + eps)
         else:
-            denom = (v.sqrt() / math.sqrt(bias2)).add_(eps)  # sqrt(v_hat) + eps
+            # sqrt(v_hat) + eps; a tensor beta2's root in its precision, as torch's loop takes it
+            root = bias2.sqrt() if isinstance(bias2, Tensor) else math.sqrt(bias2)
+            denom = (v.sqrt() / root).add_(eps)
         param.addcdiv_(m, denom, value=-lr / bias1)  # theta -= lr * m_hat / denom
 
     def _fused_kernel(self, group: dict[str, Any]) -> str | None:
         paper_form = group["eps_inside_sqrt"] or not group["amsgrad_bias_correction"]
         scheduled_decay = group["decoupled_weight_decay"] and not group["decay_scaled_by_lr"]
-        if paper_form or scheduled_decay:
+        # torch's loop (its default on CPU, and what foreach falls back to) computes a tensor lr's, betas'
+        # or weight decay's scalars in the tensor's precision; the fused kernel would in float64.
+        tensor_hyper = any(isinstance(v, Tensor) for v in (group["lr"], group["weight_decay"], *group["betas"]))
+        if paper_form or scheduled_decay or tensor_hyper:
             return None
         return "adamw" if group["decoupled_weight_decay"] else "adam"
 
@@ -209,4 +219,5 @@ class Adam(ZooOptimizer):
             denom = torch._foreach_sqrt(second)
             torch._foreach_div_(denom, [math.sqrt(b) for b in bias2])
             torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / b for b in bias1])
+        # float(): a tensor lr (foreach=None on an accelerator) gives the per-tensor step's Scalars
+        torch._foreach_addcdiv_(params, exp_avgs, denom, [float(-lr / b) for b in bias1])

@@ -43,6 +43,8 @@ __all__ = ["Adamax"]
 class Adamax(ZooOptimizer):
     """Adamax (see the module docstring for the update rule)."""
 
+    supports_complex = True  # over the real view, as torch.optim
+
     state_schema = StateSchema(Entry("step", "step"), Entry("exp_avg"), Entry("exp_inf"))
     native_kernel = "adamax"
 
@@ -93,4 +95,5 @@ class Adamax(ZooOptimizer):
         abs_grads = torch._foreach_abs(grads)
         torch._foreach_add_(abs_grads, group["eps"])
         torch._foreach_maximum_(exp_infs, abs_grads)
-        torch._foreach_addcdiv_(params, exp_avgs, exp_infs, [-lr / (1 - beta1 ** step.item()) for step in steps])
+        # float(): a tensor lr's step sizes become the Scalars the per-tensor step passes
+        torch._foreach_addcdiv_(params, exp_avgs, exp_infs, [float(-lr / (1 - beta1 ** step.item())) for step in steps])

@@ -74,6 +74,8 @@ def _times(product: float, mu: float) -> float:
 class NAdam(ZooOptimizer):
     """NAdam / NAdamW (see the module docstring for the update rule)."""
 
+    supports_complex = True  # over the real view, as torch.optim
+
     state_schema = StateSchema(
         Entry("step", "step"),
         Entry("mu_product", "number", fill=1.0),  # the empty product
@@ -161,9 +163,10 @@ class NAdam(ZooOptimizer):
             t = step.item()
             mu, mu_next = self._schedule(group, t)
             prod = state["mu_product"] = _times(state["mu_product"], mu)
-            grad_scales.append(-lr * (1 - mu) / (1 - prod))
-            momentum_scales.append(-lr * mu_next / (1 - prod * mu_next))
-            bias2_roots.append((1 - beta2**t) ** 0.5)
+            # float(): a tensor lr's scales become the Scalars the per-tensor step passes
+            grad_scales.append(float(-lr * (1 - mu) / (1 - prod)))
+            momentum_scales.append(float(-lr * mu_next / (1 - prod * mu_next)))
+            bias2_roots.append(float(1 - beta2**t) ** 0.5)  # a tensor beta2's 1 - beta2^t rounded as the loop's
 
         foreach_update_moments(exp_avgs, exp_avg_sqs, grads, beta1, beta2)
         denom = torch._foreach_sqrt(exp_avg_sqs)

@@ -70,6 +70,8 @@ __all__ = ["RAdam"]
 class RAdam(ZooOptimizer):
     """Rectified Adam (see the module docstring for the update rule)."""
 
+    supports_complex = True  # over the real view, as torch.optim
+
     state_schema = StateSchema(Entry("step", "step"), Entry("exp_avg"), Entry("exp_avg_sq"))
     native_kernel = "radam"
     #: Set by a Lookahead around RAdam (Ranger) for its k-th steps: the synchronisation the
@@ -161,7 +163,8 @@ class RAdam(ZooOptimizer):
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
     ) -> None:
         beta1, beta2 = group["betas"]
-        lr = group["lr"]
+        # A tensor lr multiplies tensors in the per-tensor step: its value, in Python's float arithmetic here.
+        lr = float(group["lr"])
         steps = [s["step"] for s in states]
         torch._foreach_add_(steps, 1.0)
         exp_avgs = [s["exp_avg"] for s in states]
@@ -174,10 +177,12 @@ class RAdam(ZooOptimizer):
         for i, step in enumerate(steps):
             t = step.item()
             r_t = self._rectification(group, t)
+            # Each factor as the per-tensor step has it (a tensor beta's in its precision), multiplied here.
+            bias1 = float(1 - beta1**t)
             if r_t is None:
-                plain.append((i, -lr / (1 - beta1**t)))
+                plain.append((i, -lr / bias1))
             else:
-                rectified.append((i, -lr * r_t * math.sqrt(1 - beta2**t) / (1 - beta1**t)))
+                rectified.append((i, -lr * float(r_t) * math.sqrt(float(1 - beta2**t)) / bias1))
         if plain:
             moments = torch._foreach_mul([exp_avgs[i] for i, _ in plain], [scale for _, scale in plain])
             torch._foreach_add_([params[i] for i, _ in plain], moments)

@@ -65,6 +65,8 @@ __all__ = ["RMSprop"]
 class RMSprop(ZooOptimizer):
     """RMSprop, optionally centered and with momentum (see the module docstring)."""
 
+    supports_complex = True  # over the real view, as torch.optim
+
     state_schema = StateSchema(
         Entry("step", "step"),
         Entry("square_avg"),
@@ -148,6 +150,8 @@ class RMSprop(ZooOptimizer):
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
     ) -> None:
         lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
+        # A tensor alpha's weights as the Scalars the per-tensor step passes (the multi-tensor ops take no 0-dim tensor)
+        weight = float(1 - alpha)
         steps = [s["step"] for s in states]
         torch._foreach_add_(steps, 1.0)
         square_avgs = [s["square_avg"] for s in states]
@@ -157,10 +161,10 @@ class RMSprop(ZooOptimizer):
             weights = [self._square_weight(group, step.item()) for step in steps]
             torch._foreach_addcmul_(square_avgs, grads, grads, weights)
         else:
-            torch._foreach_addcmul_(square_avgs, grads, grads, 1 - alpha)
+            torch._foreach_addcmul_(square_avgs, grads, grads, weight)
         if group["centered"]:
             grad_avgs = [s["grad_avg"] for s in states]
-            torch._foreach_lerp_(grad_avgs, grads, 1 - alpha)
+            torch._foreach_lerp_(grad_avgs, grads, weight)
             sigma = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, -1)
             if group["eps_inside_sqrt"]:
                 torch._foreach_add_(sigma, eps)
@@ -180,4 +184,4 @@ class RMSprop(ZooOptimizer):
             torch._foreach_addcdiv_(buffers, grads, sigma)
             torch._foreach_add_(params, buffers, alpha=-lr)
         else:
-            torch._foreach_addcdiv_(params, grads, sigma, -lr)
+            torch._foreach_addcdiv_(params, grads, sigma, float(-lr))  # a tensor lr as the loop's Scalar

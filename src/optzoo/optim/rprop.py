@@ -66,6 +66,8 @@ def _check_pair(name: str, pair: Any) -> tuple[Any, Any]:
 class Rprop(ZooOptimizer):
     """Resilient backpropagation, iRprop- (see the module docstring for the update rule)."""
 
+    supports_complex = True  # over the real view, as torch.optim
+
     state_schema = StateSchema(
         Entry("step", "step"),
         Entry("prev"),  # g_0 = 0

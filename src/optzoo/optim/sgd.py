@@ -35,6 +35,10 @@ parameter units, :math:`v_t = \mu v_{t-1} - \eta (1 - d) g_t` (with
 forms agree while :math:`\eta` is constant and differ under a schedule, where
 the velocity form lets earlier steps keep their old learning rate.
 
+Sparse gradients (``nn.Embedding(sparse=True)``) and complex parameters (as their
+real view) are handled as ``torch.optim.SGD`` handles them; sparse gradients with
+``weight_decay`` are refused (RuntimeError), as torch fails on them.
+
 Example:
     >>> import torch, optzoo
     >>> w = torch.nn.Parameter(torch.zeros(2))
@@ -59,6 +63,9 @@ __all__ = ["SGD"]
 
 class SGD(ZooOptimizer):
     """Gradient descent with optional momentum / Nesterov (see the module docstring)."""
+
+    supports_complex = True  # over the real view, as torch.optim
+    supports_sparse = True
 
     # Both buffers start as the first gradient, so the first update makes them; torch saves
     # momentum_buffer=None for plain SGD.
