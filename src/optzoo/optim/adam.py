@@ -73,6 +73,10 @@ class Adam(ZooOptimizer):
         Entry("exp_avg_sq"),
         Entry("max_exp_avg_sq", when="amsgrad"),
     )
+    # decoupled_weight_decay: older torch saved none (its AdamW a class of its own)
+    optional_hyper = frozenset(
+        {"decoupled_weight_decay", "eps_inside_sqrt", "amsgrad_bias_correction", "decay_scaled_by_lr"}
+    )
 
     def __init__(
         self,
@@ -82,10 +86,13 @@ class Adam(ZooOptimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
-        decoupled_weight_decay: bool = False,
         *,
-        maximize: bool = False,
         foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
         eps_inside_sqrt: bool = False,
         amsgrad_bias_correction: bool = True,
         decay_scaled_by_lr: bool = True,
@@ -96,9 +103,12 @@ class Adam(ZooOptimizer):
             eps=eps,
             weight_decay=weight_decay,
             amsgrad=amsgrad,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
             foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=decoupled_weight_decay,
             eps_inside_sqrt=eps_inside_sqrt,
             amsgrad_bias_correction=amsgrad_bias_correction,
             decay_scaled_by_lr=decay_scaled_by_lr,
@@ -122,9 +132,9 @@ class Adam(ZooOptimizer):
         ):
             check_bool(flag, group[flag])
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        group = self.param_groups[-1]
+    def _complete_group(self, group: dict[str, Any]) -> None:
+        # lr_0 of decay_scaled_by_lr=False: torch's schedulers set it; else the lr the group was
+        # built (or, from a state dict without it, loaded) with.
         group.setdefault("initial_lr", group["lr"])
 
     def _decoupled_decay(self, group: dict[str, Any]) -> float:

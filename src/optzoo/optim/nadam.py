@@ -81,6 +81,7 @@ class NAdam(ZooOptimizer):
         Entry("exp_avg_sq"),
     )
     native_kernel = "nadam"
+    optional_hyper = frozenset({"decoupled_weight_decay"})  # torch < 2.1 had none
 
     def __init__(
         self,
@@ -92,8 +93,11 @@ class NAdam(ZooOptimizer):
         momentum_decay: float = 4e-3,
         decoupled_weight_decay: bool = False,
         *,
-        maximize: bool = False,
         foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -102,8 +106,11 @@ class NAdam(ZooOptimizer):
             weight_decay=weight_decay,
             momentum_decay=momentum_decay,
             decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
             foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
         )
         super().__init__(params, defaults)
 

@@ -72,6 +72,7 @@ class RAdam(ZooOptimizer):
 
     state_schema = StateSchema(Entry("step", "step"), Entry("exp_avg"), Entry("exp_avg_sq"))
     native_kernel = "radam"
+    optional_hyper = frozenset({"decoupled_weight_decay", "rectify_threshold"})  # torch < 2.1 had no decoupled
     #: Set by a Lookahead around RAdam (Ranger) for its k-th steps: the synchronisation the
     #: native kernel does in the same pass (see ``SynchronisationInStep``).
     lookahead_sync: SynchronisationInStep | None = None
@@ -85,8 +86,11 @@ class RAdam(ZooOptimizer):
         weight_decay: float = 0.0,
         decoupled_weight_decay: bool = False,
         *,
-        maximize: bool = False,
         foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
         rectify_threshold: float = 5.0,
     ) -> None:
         defaults = dict(
@@ -95,8 +99,11 @@ class RAdam(ZooOptimizer):
             eps=eps,
             weight_decay=weight_decay,
             decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
             foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
             rectify_threshold=rectify_threshold,
         )
         super().__init__(params, defaults)

@@ -72,6 +72,7 @@ class RMSprop(ZooOptimizer):
         Entry("grad_avg", when="centered"),
     )
     native_kernel = "rmsprop"
+    optional_hyper = frozenset({"eps_inside_sqrt", "init_with_first_grad"})
 
     def __init__(
         self,
@@ -82,9 +83,12 @@ class RMSprop(ZooOptimizer):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
-        *,
-        maximize: bool = False,
+        capturable: bool = False,
         foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        *,
+        fused: bool | None = None,
         eps_inside_sqrt: bool = False,
         init_with_first_grad: bool = False,
     ) -> None:
@@ -95,8 +99,11 @@ class RMSprop(ZooOptimizer):
             weight_decay=weight_decay,
             momentum=momentum,
             centered=centered,
-            maximize=maximize,
+            capturable=capturable,
             foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            fused=fused,
             eps_inside_sqrt=eps_inside_sqrt,
             init_with_first_grad=init_with_first_grad,
         )

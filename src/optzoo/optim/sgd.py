@@ -66,6 +66,8 @@ class SGD(ZooOptimizer):
         Entry("momentum_buffer", when="momentum", lazy=True, nullable=True),
         Entry("velocity", when="velocity_form", lazy=True),
     )
+    optional_hyper = frozenset({"velocity_form"})
+    foreach_refuses_differentiable = False
 
     def __init__(
         self,
@@ -73,21 +75,25 @@ class SGD(ZooOptimizer):
         lr: float = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
-        nesterov: bool = False,
         weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
         maximize: bool = False,
         foreach: bool | None = None,
-        *,
+        differentiable: bool = False,
+        fused: bool | None = None,
         velocity_form: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr,
             momentum=momentum,
             dampening=dampening,
-            nesterov=nesterov,
             weight_decay=weight_decay,
+            nesterov=nesterov,
             maximize=maximize,
             foreach=foreach,
+            differentiable=differentiable,
+            fused=fused,
             velocity_form=velocity_form,
         )
         super().__init__(params, defaults)
