@@ -415,3 +415,39 @@ def test_training_script_runs_the_same_with_optzoo(name):
             torch.testing.assert_close(losses, theirs, rtol=1e-5, atol=1e-6)
             # float32, and fused kernels that round differently from torch's loop: relative to the movement
             assert (ours - moved).norm() <= 1e-5 * moved.norm(), (ours - moved).norm() / moved.norm()
+
+
+# ---------------------------------------------------------- optzoo's own classes
+def test_adabound_and_swats_take_the_keywords_where_they_make_sense(monkeypatch):
+    calls = counting(monkeypatch)
+    for cls in (optzoo.AdaBound, optzoo.SWATS):
+        w = torch.nn.Parameter(torch.ones(4))
+        w.grad = torch.ones(4)
+        cls([w], fused=True).step()
+        reference = torch.nn.Parameter(torch.ones(4))
+        reference.grad = torch.ones(4)
+        cls([reference], fused=False).step()
+        torch.testing.assert_close(w, reference)
+        with pytest.raises(RuntimeError, match="`fused` and `foreach`"):
+            cls([w], fused=True, foreach=True)
+    if _native.kernel("adabound") is not None:
+        assert calls["native"] == 2
+    with pytest.raises(ValueError, match="SWATS has no capturable step"):
+        optzoo.SWATS([w], capturable=True)
+
+
+def test_differentiable_adabound_step_is_recorded():
+    start = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    param = start.clone()
+    param.grad = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    optzoo.AdaBound([param], differentiable=True).step()
+    (derivative,) = torch.autograd.grad(param.sum(), start)
+    torch.testing.assert_close(derivative, torch.ones(3, dtype=torch.float64))
+
+
+def test_lookahead_refuses_a_differentiable_optimizer():
+    w = torch.nn.Parameter(torch.ones(3))
+    with pytest.raises(ValueError, match="not differentiable"):
+        optzoo.Ranger([w], differentiable=True)
+    with pytest.raises(ValueError, match="not differentiable"):
+        optzoo.Lookahead(torch.optim.SGD([w], differentiable=True))

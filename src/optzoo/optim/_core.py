@@ -41,6 +41,9 @@ torch's implementation keywords, with torch's meanings and errors:
 * ``differentiable=True``: the reference step, run with autograd on, so that the
   step is differentiable with respect to its inputs as torch's is; never a kernel.
 * ``capturable=True``: as torch, refused at the step for CPU tensors unless fused.
+  On accelerators it is accepted and gives torch's numbers, but optzoo's loop and
+  multi-tensor steps still read the step count on the host (``.item()``), so such
+  a step is not yet safe to capture in a CUDA graph; the fused kernels are.
 
 The gradients both update methods receive already carry ``maximize`` and
 coupled weight decay, and decoupled weight decay has already been applied to
@@ -192,6 +195,9 @@ class ZooOptimizer(Optimizer):
     optional_hyper: frozenset[str] = frozenset()
     #: torch's multi-tensor step refuses differentiable=True (SGD's alone lets it through).
     foreach_refuses_differentiable: bool = True
+    #: False for an algorithm whose step takes a data-dependent decision on the host (SWATS's switch
+    #: to SGD), which no captured graph can replay: capturable=True is refused at construction.
+    supports_capturable: bool = True
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         defaults = {**_GENERIC_FLAGS, **defaults}
@@ -214,13 +220,18 @@ class ZooOptimizer(Optimizer):
                 check_bool(flag, group[flag])
         check_bool("differentiable", group["differentiable"])
         check_bool("capturable", group["capturable"])
+        if group["capturable"] and not self.supports_capturable:
+            raise ValueError(
+                f"{type(self).__name__} has no capturable step (it reads per-step values on the host); "
+                "use capturable=False"
+            )
         if group["fused"]:
             # torch's errors, raised where torch raises them (construction).
             if group["differentiable"]:
                 raise RuntimeError("`fused` does not support `differentiable`")
             if group["foreach"]:
                 raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
-            if self._fused_kernel(group) is None and (self.native_kernel is None or self._native_hyper(group) is None):
+            if self._fused_kernel(group) is None and self.native_kernel is None:
                 raise RuntimeError(
                     f"{type(self).__name__}: fused=True, but no fused kernel computes this group's update "
                     "(a paper-form option, or an algorithm without one); use fused=None"
