@@ -49,7 +49,16 @@ __all__ = ["Adagrad"]
 
 
 class Adagrad(ZooOptimizer):
-    """Adagrad (see the module docstring for the update rule)."""
+    """Adagrad (see the module docstring for the update rule).
+
+    Drop-in for ``torch.optim.Adagrad``: torch 2.13's signature. fused=True runs torch's fused kernel, but only
+    on tensors optzoo's allow-list (``_dispatch``) proves it handles: a column slice, a gradient in another
+    layout take the reference step, where torch's fused=True would hand them to a kernel that updates them
+    wrongly. On CUDA (torch 2.13 has no CUDA Adagrad kernel) fused=True takes the multi-tensor step. fused=False
+    runs no single-pass kernel; differentiable=True always takes the reference step; capturable=True (where
+    torch has it) fails on CPU at the step as torch's does, and on accelerators still reads the step count on
+    the host (not yet CUDA-graph safe).
+    """
 
     state_schema = StateSchema(Entry("step", "step"), Entry("sum", fill="initial_accumulator_value"))  # s_0
 

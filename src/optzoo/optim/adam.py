@@ -65,7 +65,18 @@ __all__ = ["Adam"]
 
 
 class Adam(ZooOptimizer):
-    """Adam / AMSGrad / AdamW (see the module docstring for the update rule)."""
+    """Adam / AMSGrad / AdamW (see the module docstring for the update rule).
+
+    Drop-in for ``torch.optim.Adam``: torch 2.13's signature (``decoupled_weight_decay`` keyword-only, as
+    torch's); the paper-form options are keyword-only extras after it. fused=True runs torch's fused kernel, but
+    only on tensors optzoo's allow-list (``_dispatch``) proves it handles: a column slice, a gradient in another
+    layout take the reference step, where torch's fused=True would hand them to a kernel that updates them
+    wrongly. fused=True with a paper-form option (``eps_inside_sqrt``, ``amsgrad_bias_correction=False``,
+    ``decay_scaled_by_lr=False``) is refused: no kernel computes it. fused=False runs no single-pass kernel;
+    differentiable=True always takes the reference step; capturable=True (where torch has it) fails on CPU at
+    the step as torch's does, and on accelerators still reads the step count on the host (not yet CUDA-graph
+    safe).
+    """
 
     state_schema = StateSchema(
         Entry("step", "step"),

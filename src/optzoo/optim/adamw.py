@@ -31,7 +31,11 @@ __all__ = ["AdamW"]
 
 
 class AdamW(Adam):
-    """Adam with ``decoupled_weight_decay=True`` and ``weight_decay=1e-2`` by default."""
+    """Adam with ``decoupled_weight_decay=True`` and ``weight_decay=1e-2`` by default.
+
+    Drop-in for ``torch.optim.AdamW``: torch 2.13's signature; the implementation keywords as
+    :class:`optzoo.Adam`'s (see there for where optzoo differs).
+    """
 
     def __init__(
         self,

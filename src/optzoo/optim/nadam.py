@@ -72,7 +72,16 @@ def _times(product: float, mu: float) -> float:
 
 
 class NAdam(ZooOptimizer):
-    """NAdam / NAdamW (see the module docstring for the update rule)."""
+    """NAdam / NAdamW (see the module docstring for the update rule).
+
+    Drop-in for ``torch.optim.NAdam``: torch 2.13's signature; ``fused`` is optzoo's keyword-only extra. torch's
+    class has no ``fused`` keyword (it raises TypeError); optzoo's keyword-only ``fused=True`` runs optzoo's
+    native single-pass CPU kernel on every tensor it allows, whatever the size, and the reference step on the
+    rest (torch's foreach/fused-vs-differentiable errors apply). fused=False runs no single-pass kernel;
+    differentiable=True always takes the reference step; capturable=True (where torch has it) fails on CPU at
+    the step as torch's does, and on accelerators still reads the step count on the host (not yet CUDA-graph
+    safe).
+    """
 
     state_schema = StateSchema(
         Entry("step", "step"),

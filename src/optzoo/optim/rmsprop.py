@@ -63,7 +63,17 @@ __all__ = ["RMSprop"]
 
 
 class RMSprop(ZooOptimizer):
-    """RMSprop, optionally centered and with momentum (see the module docstring)."""
+    """RMSprop, optionally centered and with momentum (see the module docstring).
+
+    Drop-in for ``torch.optim.RMSprop``: torch 2.13's signature (``capturable, foreach, maximize,
+    differentiable`` positional, as torch's); ``fused``, ``eps_inside_sqrt`` and ``init_with_first_grad`` are
+    optzoo's keyword-only extras. torch's class has no ``fused`` keyword (it raises TypeError); optzoo's
+    keyword-only ``fused=True`` runs optzoo's native single-pass CPU kernel on every tensor it allows, whatever
+    the size, and the reference step on the rest (torch's foreach/fused-vs-differentiable errors apply).
+    fused=False runs no single-pass kernel; differentiable=True always takes the reference step; capturable=True
+    (where torch has it) fails on CPU at the step as torch's does, and on accelerators still reads the step
+    count on the host (not yet CUDA-graph safe).
+    """
 
     state_schema = StateSchema(
         Entry("step", "step"),

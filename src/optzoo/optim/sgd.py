@@ -58,7 +58,17 @@ __all__ = ["SGD"]
 
 
 class SGD(ZooOptimizer):
-    """Gradient descent with optional momentum / Nesterov (see the module docstring)."""
+    """Gradient descent with optional momentum / Nesterov (see the module docstring).
+
+    Drop-in for ``torch.optim.SGD``: torch 2.13's signature, positional order included (``weight_decay`` before
+    ``nesterov``); ``velocity_form`` is keyword-only, after torch's parameters. fused=True runs torch's fused
+    kernel, but only on tensors optzoo's allow-list (``_dispatch``) proves it handles: a column slice, a
+    gradient in another layout, CPU float16/bfloat16 take the reference step, where torch's fused=True would
+    hand them to a kernel that updates them wrongly. fused=True with ``velocity_form=True`` is refused (no
+    kernel computes it). fused=False runs no single-pass kernel; differentiable=True always takes the reference
+    step; capturable=True (where torch has it) fails on CPU at the step as torch's does, and on accelerators
+    still reads the step count on the host (not yet CUDA-graph safe).
+    """
 
     # Both buffers start as the first gradient, so the first update makes them; torch saves
     # momentum_buffer=None for plain SGD.
