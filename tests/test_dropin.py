@@ -177,6 +177,26 @@ DIFFERENTIABLE = {
     "AdamW": dict(lr=0.1),
     "RAdam": dict(lr=0.1, weight_decay=0.1),
 }
+# Their reference steps write in place into a tensor autograd saved (``sqrt().add_``, ``maximum(out=)``,
+# ``div_`` on a saved quotient), so a step from differentiable state cannot be differentiated yet.
+NOT_YET_DIFFERENTIABLE = {
+    "Adagrad": dict(lr=0.1, weight_decay=0.1),
+    "RMSprop": dict(lr=0.1, momentum=0.5, centered=True),
+    "Adadelta": dict(lr=0.5),
+    "Adam-amsgrad": dict(lr=0.1, amsgrad=True),
+    "Adamax": dict(lr=0.1),
+    "NAdam": dict(lr=0.1),
+    "Rprop": dict(lr=0.1),
+}
+DIFFERENTIABLE_CASES = [pytest.param(name, hyper, id=name) for name, hyper in DIFFERENTIABLE.items()] + [
+    pytest.param(
+        name,
+        hyper,
+        id=name,
+        marks=pytest.mark.xfail(strict=True, raises=RuntimeError, reason="reference step not autograd-safe yet"),
+    )
+    for name, hyper in NOT_YET_DIFFERENTIABLE.items()
+]
 
 
 def differentiable_step(lib: Any, name: str, hyper: dict[str, Any]) -> tuple[torch.Tensor, ...]:
@@ -206,10 +226,11 @@ def differentiable_step(lib: Any, name: str, hyper: dict[str, Any]) -> tuple[tor
     return (param.detach(), *torch.autograd.grad((param * weights).sum(), inputs, allow_unused=True))
 
 
-@pytest.mark.parametrize("name", DIFFERENTIABLE)
-def test_differentiable_step_has_torchs_gradients(name):
-    theirs = differentiable_step(torch.optim, name, DIFFERENTIABLE[name])
-    ours = differentiable_step(optzoo, name, DIFFERENTIABLE[name])
+@pytest.mark.parametrize(("case", "hyper"), DIFFERENTIABLE_CASES)
+def test_differentiable_step_has_torchs_gradients(case, hyper):
+    name = case.split("-")[0]
+    theirs = differentiable_step(torch.optim, name, hyper)
+    ours = differentiable_step(optzoo, name, hyper)
     # torch's differentiable step computes its bias corrections from the float32 step tensor
     # (beta ** step in float32), its other steps and optzoo's in float64: hence float32's tolerance.
     tolerance = {"rtol": 1e-5, "atol": 1e-7} if name in ("Adam", "AdamW") else F64
