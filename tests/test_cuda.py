@@ -173,3 +173,37 @@ def test_cuda_strided_parameters_follow_torch():
     outside = torch.ones_like(base, dtype=torch.bool)
     outside[:, 2:5] = False
     assert torch.equal(base[outside], guard[outside])
+
+
+# ------------------------------------------- torch's implementation keywords (issue 12)
+CAPTURABLE = ["RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Rprop"]
+
+
+def keyword_run(library, name: str, extra: dict, steps: int = 6) -> list[torch.Tensor]:
+    """``steps`` steps of ``library.<name>`` on the device with ``extra``, from seeded gradients."""
+    g = torch.Generator().manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(shape, generator=g).to(DEVICE)) for shape in ((6, 5), (5,))]
+    optimizer = getattr(library, name)(params, lr=0.01, **extra)
+    for _ in range(steps):
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g).to(DEVICE)
+        optimizer.step()
+    return [p.detach().cpu() for p in params]
+
+
+@pytest.mark.parametrize("name", CAPTURABLE)
+def test_cuda_capturable_follows_torchs_capturable(name):
+    """capturable=True on the device: torch's numbers (optzoo still reads the step count on the host)."""
+    for path in ({"foreach": False}, {"foreach": True}):
+        ours = keyword_run(optzoo, name, {"capturable": True, **path})
+        theirs = keyword_run(torch.optim, name, {"capturable": True, **path})
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_cuda_fused_true_follows_torchs_fused(name):
+    ours = keyword_run(optzoo, name, {"fused": True})
+    theirs = keyword_run(torch.optim, name, {"fused": True})
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

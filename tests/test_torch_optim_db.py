@@ -42,7 +42,6 @@ LAYOUTS = {
 # optzoo's paths; a config that picks its implementation itself runs once, as given.
 PATHS = {"default": {}, "loop": {"foreach": False}, "foreach": {"foreach": True}}
 IMPL_KWARGS = ("foreach", "fused", "capturable", "differentiable")
-ISSUE_12_KWARGS = ("fused", "capturable", "differentiable")
 
 
 def slug(text: str) -> str:
@@ -63,13 +62,6 @@ def cpu_configs(info, dtype) -> list[OptimizerInput]:
     return base + variants
 
 
-def issue_12(kwargs) -> list[pytest.MarkDecorator]:
-    missing = [kw for kw in ISSUE_12_KWARGS if kw in kwargs]
-    # raises=TypeError: only optzoo refusing the keyword counts as the expected failure.
-    reason = f"issue 12: optzoo lacks torch's {', '.join(missing)} keyword"
-    return [pytest.mark.xfail(strict=True, raises=TypeError, reason=reason)] if missing else []
-
-
 TRAJECTORIES = [
     pytest.param(
         name,
@@ -78,7 +70,6 @@ TRAJECTORIES = [
         dtype,
         path_kwargs,
         id=f"{name}-{slug(config.desc)}-{layout}-{dtype_id}-{path}",
-        marks=issue_12(config.kwargs),
     )
     for name in NAMES
     for dtype_id, dtype in DTYPES.items()

@@ -28,6 +28,23 @@ one, each only on the tensors ``_dispatch``'s allow-list proves it handles, then
 the per-tensor step on CPU (faster there than the multi-tensor ops, measured)
 and the multi-tensor one elsewhere; every path gives the same numbers.
 
+torch's implementation keywords, with torch's meanings and errors:
+
+* ``fused=True``: the single-pass kernel, torch's where it computes the algorithm,
+  else optzoo's native one, on every tensor ``_dispatch`` allows whatever its size;
+  the tensors it does not allow (a column slice, a gradient in another layout, CPU
+  half-precision SGD) take the reference step, so the result stays right where
+  torch's ``fused=True`` would hand them to a kernel that corrupts them.
+  ``fused=False``: no single-pass kernel at all. Refused as torch refuses it
+  (with ``foreach=True`` or ``differentiable=True``), and where no kernel
+  computes the group's options (a paper-form option) or the class has none.
+* ``differentiable=True``: the reference step, run with autograd on, so that the
+  step is differentiable with respect to its inputs as torch's is; never a kernel.
+* ``capturable=True``: as torch, refused at the step for CPU tensors unless fused.
+  On accelerators it is accepted and gives torch's numbers, but optzoo's loop and
+  multi-tensor steps still read the step count on the host (``.item()``), so such
+  a step is not yet safe to capture in a CUDA graph; the fused kernels are.
+
 The gradients both update methods receive already carry ``maximize`` and
 coupled weight decay, and decoupled weight decay has already been applied to
 the parameters, so no algorithm file handles either. Nor complex parameters: as
@@ -52,7 +69,9 @@ from . import _dispatch, _native
 from ._schema import Entry, StateSchema, new_step_counter
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
-_GENERIC_FLAGS = frozenset({"foreach", "maximize", "differentiable", "fused", "capturable"})
+_GENERIC_FLAGS = {"maximize": False, "foreach": None, "differentiable": False, "fused": None, "capturable": False}
+# torch's message when capturable=True meets CPU tensors (its loop and multi-tensor paths assert it).
+_CAPTURABLE_DEVICES = "['cuda', 'xpu', 'hpu', 'privateuseone', 'xla']"
 Closure = Callable[[], Any]
 
 __all__ = [
@@ -206,18 +225,25 @@ class ZooOptimizer(Optimizer):
       kernel takes;
     * ``native_kernel``: the name of the algorithm's single-pass CPU kernel, if it has one;
     * ``supports_sparse`` / ``supports_complex``: refused with a clear error when False; when True,
-      ``_reference_update`` takes sparse gradients and complex parameters arrive as real views.
+      ``_reference_update`` takes sparse gradients and complex parameters arrive as real views;
+    * ``optional_hyper``: hyper-parameters a saved group may lack, beyond torch's generic
+      flags: optzoo's own options (absent from a ``torch.optim`` state dict) and those torch
+      added after its first versions; such a group takes this optimizer's defaults for them.
     """
 
     state_schema: StateSchema = StateSchema()
     native_kernel: str | None = None
     supports_sparse: bool = False
     supports_complex: bool = False
+    optional_hyper: frozenset[str] = frozenset()
+    #: torch's multi-tensor step refuses differentiable=True (SGD's alone lets it through).
+    foreach_refuses_differentiable: bool = True
+    #: False for an algorithm whose step takes a data-dependent decision on the host (SWATS's switch
+    #: to SGD), which no captured graph can replay: capturable=True is refused at construction.
+    supports_capturable: bool = True
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
-        defaults = dict(defaults)
-        defaults.setdefault("maximize", False)
-        defaults.setdefault("foreach", None)
+        defaults = {**_GENERIC_FLAGS, **defaults}
         self._check_common(defaults)
         self._check_hyper(defaults)
         super().__init__(params, defaults)
@@ -232,8 +258,27 @@ class ZooOptimizer(Optimizer):
         if "weight_decay" in group:
             check_number("weight_decay", group["weight_decay"], 0.0)
         check_bool("maximize", group["maximize"])
-        if group["foreach"] is not None:
-            check_bool("foreach", group["foreach"])
+        for flag in ("foreach", "fused"):
+            if group[flag] is not None:
+                check_bool(flag, group[flag])
+        check_bool("differentiable", group["differentiable"])
+        check_bool("capturable", group["capturable"])
+        if group["capturable"] and not self.supports_capturable:
+            raise ValueError(
+                f"{type(self).__name__} has no capturable step (it reads per-step values on the host); "
+                "use capturable=False"
+            )
+        if group["fused"]:
+            # torch's errors, raised where torch raises them (construction).
+            if group["differentiable"]:
+                raise RuntimeError("`fused` does not support `differentiable`")
+            if group["foreach"]:
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+            if self._fused_kernel(group) is None and self.native_kernel is None:
+                raise RuntimeError(
+                    f"{type(self).__name__}: fused=True, but no fused kernel computes this group's update "
+                    "(a paper-form option, or an algorithm without one); use fused=None"
+                )
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         # Validate the merged group before torch appends it, so a bad group is never half-added.
@@ -241,6 +286,10 @@ class ZooOptimizer(Optimizer):
         self._check_common(merged)
         self._check_hyper(merged)
         super().add_param_group(param_group)
+        self._complete_group(self.param_groups[-1])
+
+    def _complete_group(self, group: dict[str, Any]) -> None:
+        """Add what a group needs beyond its hyper-parameters, to a new or a loaded group. Subclasses extend."""
 
     # ----------------------------------------------------------------------- step
     @torch.no_grad()
@@ -255,11 +304,26 @@ class ZooOptimizer(Optimizer):
         for group in self.param_groups:
             self._check_common(group)
             self._check_hyper(group)
-            work.append((group, self._params_with_grad(group)))
+            params = self._params_with_grad(group)
+            self._check_implementation(group, params)
+            work.append((group, params))
         for group, params in work:
             if params:
-                self._update_group(group, params)
+                if group["differentiable"]:
+                    with torch.enable_grad():  # as torch's _use_grad_for_differentiable
+                        self._update_group(group, params)
+                else:
+                    self._update_group(group, params)
         return loss
+
+    def _check_implementation(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """torch's step-time refusals of an implementation flag, with its error types."""
+        if group["capturable"] and not group["fused"] and any(p.is_cpu for p in params):
+            raise AssertionError(
+                f"If capturable=True, params and state_steps must be on supported devices: {_CAPTURABLE_DEVICES}."
+            )
+        if group["differentiable"] and group["foreach"] and self.foreach_refuses_differentiable:
+            raise AssertionError("_foreach ops don't support autograd")
 
     def _params_with_grad(self, group: dict[str, Any]) -> list[Tensor]:
         params = []
@@ -305,16 +369,18 @@ class ZooOptimizer(Optimizer):
             bucket_states = [states[i] for i in bucket]
             is_complex = bucket_params[0].is_complex()
             foreach = group["foreach"]
-            if foreach is None:
+            if group["differentiable"]:
+                foreach = False  # the reference step, which autograd records; never a kernel
+            elif foreach is None and group["fused"] is not False and not is_complex:
                 # The fast kernels take real dtypes only (``_dispatch``): complex tensors never reach them.
-                if not is_complex:
-                    left = self._fast_update(group, bucket_params, bucket_grads, bucket_states)
-                    if not left:
-                        continue
-                    if len(left) < len(bucket_params):
-                        bucket_params = [bucket_params[i] for i in left]
-                        bucket_grads = [bucket_grads[i] for i in left]
-                        bucket_states = [bucket_states[i] for i in left]
+                left = self._fast_update(group, bucket_params, bucket_grads, bucket_states)
+                if not left:
+                    continue
+                if len(left) < len(bucket_params):
+                    bucket_params = [bucket_params[i] for i in left]
+                    bucket_grads = [bucket_grads[i] for i in left]
+                    bucket_states = [bucket_states[i] for i in left]
+            if foreach is None:
                 # Measured on CPU: the per-tensor loop keeps each tensor in cache and beats the
                 # multi-tensor ops, which stream whole-list temporaries through memory (torch's
                 # own CPU default is the loop too). On accelerators the multi-tensor path wins.
@@ -373,7 +439,8 @@ class ZooOptimizer(Optimizer):
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
     ) -> list[int]:
         """Update with torch's fused kernel, then optzoo's native one, every parameter the allow-list
-        in ``_dispatch`` lets them take; return the indices of the rest."""
+        in ``_dispatch`` lets them take; return the indices of the rest. Without ``fused=True`` the
+        native kernel waits for buckets of :data:`_native.MIN_NUMEL` elements."""
         rest = list(range(len(params)))
         fused = self._fused_kernel(group)
         if fused is not None and _dispatch.bucket_allowed(_dispatch.FUSED[fused].dtypes, params[0]):
@@ -387,7 +454,7 @@ class ZooOptimizer(Optimizer):
             rest
             and self.native_kernel is not None
             and _dispatch.bucket_allowed(_dispatch.NATIVE_DTYPES, params[0])
-            and sum(params[i].numel() for i in rest) >= _native.MIN_NUMEL
+            and (group["fused"] or sum(params[i].numel() for i in rest) >= _native.MIN_NUMEL)
         ):
             rest = self._native_update(group, params, grads, states, rest)
         return rest
@@ -551,7 +618,10 @@ class ZooOptimizer(Optimizer):
         """Load a state dict; refuse, leaving this optimizer untouched, one that does not fit.
 
         Beyond torch's checks (same number of groups and of parameters per group),
-        the saved groups must carry this optimizer's hyper-parameters and every saved
+        the saved groups must carry this optimizer's hyper-parameters (except the
+        generic flags and ``optional_hyper``, which a ``torch.optim`` state dict or an
+        older torch's lacks and which then take this optimizer's defaults, checked
+        with the rest) and every saved
         per-parameter state must fit the algorithm's state schema for its parameter
         (entries, shapes, dtypes), so another optimizer's state dict, or a damaged one,
         is refused with a ``ValueError`` rather than half-used or handed to a kernel.
@@ -560,7 +630,8 @@ class ZooOptimizer(Optimizer):
         super().load_state_dict(state_dict)
         for group in self.param_groups:
             for key, value in self.defaults.items():
-                group.setdefault(key, value)  # the generic flags an older state dict lacks
+                group.setdefault(key, value)  # what a torch.optim or older state dict lacks
+            self._complete_group(group)
         for state in self.state.values():
             self.state_schema.normalise(state)
 
@@ -585,10 +656,11 @@ class ZooOptimizer(Optimizer):
                     f"{name}.load_state_dict: group {index} holds {len(saved['params'])} parameters "
                     f"in the state dict and {len(group['params'])} here"
                 )
-            # torch adds its generic flags to ``defaults`` on a load (``Optimizer.__setstate__``), and older
-            # torch versions saved groups without them: those take their defaults; any other missing
-            # hyper-parameter means another algorithm's state dict.
-            missing = set(self.defaults) - set(saved) - _GENERIC_FLAGS
+            # torch adds its generic flags to ``defaults`` on a load (``Optimizer.__setstate__``), older
+            # torch versions saved groups without them, and torch.optim has none of optzoo's own
+            # options: those take their defaults; any other missing hyper-parameter means another
+            # algorithm's state dict.
+            missing = set(self.defaults) - set(saved) - set(_GENERIC_FLAGS) - self.optional_hyper
             if missing:
                 raise ValueError(
                     f"{name}.load_state_dict: group {index} lacks hyper-parameters {sorted(missing)}; "

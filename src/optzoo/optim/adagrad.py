@@ -52,7 +52,16 @@ __all__ = ["Adagrad"]
 
 
 class Adagrad(ZooOptimizer):
-    """Adagrad (see the module docstring for the update rule)."""
+    """Adagrad (see the module docstring for the update rule).
+
+    Drop-in for ``torch.optim.Adagrad``: torch 2.13's signature. fused=True runs torch's fused kernel, but only
+    on tensors optzoo's allow-list (``_dispatch``) proves it handles: a column slice, a gradient in another
+    layout take the reference step, where torch's fused=True would hand them to a kernel that updates them
+    wrongly. On CUDA (torch 2.13 has no CUDA Adagrad kernel) fused=True takes the multi-tensor step. fused=False
+    runs no single-pass kernel; differentiable=True always takes the reference step; capturable=True (where
+    torch has it) fails on CPU at the step as torch's does, and on accelerators still reads the step count on
+    the host (not yet CUDA-graph safe).
+    """
 
     supports_complex = True  # over the real view, as torch.optim
     supports_sparse = True
@@ -70,6 +79,8 @@ class Adagrad(ZooOptimizer):
         foreach: bool | None = None,
         *,
         maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -77,8 +88,10 @@ class Adagrad(ZooOptimizer):
             weight_decay=weight_decay,
             initial_accumulator_value=initial_accumulator_value,
             eps=eps,
-            maximize=maximize,
             foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            fused=fused,
         )
         super().__init__(params, defaults)
 

@@ -65,7 +65,18 @@ __all__ = ["Adam"]
 
 
 class Adam(ZooOptimizer):
-    """Adam / AMSGrad / AdamW (see the module docstring for the update rule)."""
+    """Adam / AMSGrad / AdamW (see the module docstring for the update rule).
+
+    Drop-in for ``torch.optim.Adam``: torch 2.13's signature (``decoupled_weight_decay`` keyword-only, as
+    torch's); the paper-form options are keyword-only extras after it. fused=True runs torch's fused kernel, but
+    only on tensors optzoo's allow-list (``_dispatch``) proves it handles: a column slice, a gradient in another
+    layout take the reference step, where torch's fused=True would hand them to a kernel that updates them
+    wrongly. fused=True with a paper-form option (``eps_inside_sqrt``, ``amsgrad_bias_correction=False``,
+    ``decay_scaled_by_lr=False``) is refused: no kernel computes it. fused=False runs no single-pass kernel;
+    differentiable=True always takes the reference step; capturable=True (where torch has it) fails on CPU at
+    the step as torch's does, and on accelerators still reads the step count on the host (not yet CUDA-graph
+    safe).
+    """
 
     supports_complex = True  # over the real view, as torch.optim
 
@@ -74,6 +85,10 @@ class Adam(ZooOptimizer):
         Entry("exp_avg"),
         Entry("exp_avg_sq"),
         Entry("max_exp_avg_sq", when="amsgrad"),
+    )
+    # decoupled_weight_decay: older torch saved none (its AdamW a class of its own)
+    optional_hyper = frozenset(
+        {"decoupled_weight_decay", "eps_inside_sqrt", "amsgrad_bias_correction", "decay_scaled_by_lr"}
     )
 
     def __init__(
@@ -84,10 +99,13 @@ class Adam(ZooOptimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
-        decoupled_weight_decay: bool = False,
         *,
-        maximize: bool = False,
         foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
         eps_inside_sqrt: bool = False,
         amsgrad_bias_correction: bool = True,
         decay_scaled_by_lr: bool = True,
@@ -98,9 +116,12 @@ class Adam(ZooOptimizer):
             eps=eps,
             weight_decay=weight_decay,
             amsgrad=amsgrad,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
             foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=decoupled_weight_decay,
             eps_inside_sqrt=eps_inside_sqrt,
             amsgrad_bias_correction=amsgrad_bias_correction,
             decay_scaled_by_lr=decay_scaled_by_lr,
@@ -124,9 +145,9 @@ class Adam(ZooOptimizer):
         ):
             check_bool(flag, group[flag])
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        group = self.param_groups[-1]
+    def _complete_group(self, group: dict[str, Any]) -> None:
+        # lr_0 of decay_scaled_by_lr=False: torch's schedulers set it; else the lr the group was
+        # built (or, from a state dict without it, loaded) with.
         group.setdefault("initial_lr", group["lr"])
 
     def _decoupled_decay(self, group: dict[str, Any]) -> float:

@@ -41,7 +41,16 @@ __all__ = ["Adamax"]
 
 
 class Adamax(ZooOptimizer):
-    """Adamax (see the module docstring for the update rule)."""
+    """Adamax (see the module docstring for the update rule).
+
+    Drop-in for ``torch.optim.Adamax``: torch 2.13's signature; ``fused`` is optzoo's keyword-only extra.
+    torch's class has no ``fused`` keyword (it raises TypeError); optzoo's keyword-only ``fused=True`` runs
+    optzoo's native single-pass CPU kernel on every tensor it allows, whatever the size, and the reference step
+    on the rest (torch's foreach/fused-vs-differentiable errors apply). fused=False runs no single-pass kernel;
+    differentiable=True always takes the reference step; capturable=True (where torch has it) fails on CPU at
+    the step as torch's does, and on accelerators still reads the step count on the host (not yet CUDA-graph
+    safe).
+    """
 
     supports_complex = True  # over the real view, as torch.optim
 
@@ -58,8 +67,21 @@ class Adamax(ZooOptimizer):
         foreach: bool | None = None,
         *,
         maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
+        fused: bool | None = None,
     ) -> None:
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            capturable=capturable,
+            fused=fused,
+        )
         super().__init__(params, defaults)
 
     def _check_hyper(self, group: dict[str, Any]) -> None:

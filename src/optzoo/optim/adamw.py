@@ -31,7 +31,11 @@ __all__ = ["AdamW"]
 
 
 class AdamW(Adam):
-    """Adam with ``decoupled_weight_decay=True`` and ``weight_decay=1e-2`` by default."""
+    """Adam with ``decoupled_weight_decay=True`` and ``weight_decay=1e-2`` by default.
+
+    Drop-in for ``torch.optim.AdamW``: torch 2.13's signature; the implementation keywords as
+    :class:`optzoo.Adam`'s (see there for where optzoo differs).
+    """
 
     def __init__(
         self,
@@ -44,6 +48,9 @@ class AdamW(Adam):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
         eps_inside_sqrt: bool = False,
         amsgrad_bias_correction: bool = True,
         decay_scaled_by_lr: bool = True,
@@ -58,6 +65,9 @@ class AdamW(Adam):
             decoupled_weight_decay=True,
             maximize=maximize,
             foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
             eps_inside_sqrt=eps_inside_sqrt,
             amsgrad_bias_correction=amsgrad_bias_correction,
             decay_scaled_by_lr=decay_scaled_by_lr,

@@ -128,6 +128,9 @@ class Lookahead(Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         if isinstance(optimizer, Lookahead):
             raise TypeError("optimizer is already a Lookahead; wrapping it again would share its group entries")
+        if optimizer.defaults.get("differentiable"):
+            # The synchronisation writes the parameters in place under no_grad: autograd would miss it.
+            raise ValueError("Lookahead's synchronisation is not differentiable; use differentiable=False")
         k = _check_k("k", k)
         alpha = check_number("alpha", alpha, 0.0, 1.0)
         self.optimizer = optimizer

@@ -72,7 +72,16 @@ def _times(product: float, mu: float) -> float:
 
 
 class NAdam(ZooOptimizer):
-    """NAdam / NAdamW (see the module docstring for the update rule)."""
+    """NAdam / NAdamW (see the module docstring for the update rule).
+
+    Drop-in for ``torch.optim.NAdam``: torch 2.13's signature; ``fused`` is optzoo's keyword-only extra. torch's
+    class has no ``fused`` keyword (it raises TypeError); optzoo's keyword-only ``fused=True`` runs optzoo's
+    native single-pass CPU kernel on every tensor it allows, whatever the size, and the reference step on the
+    rest (torch's foreach/fused-vs-differentiable errors apply). fused=False runs no single-pass kernel;
+    differentiable=True always takes the reference step; capturable=True (where torch has it) fails on CPU at
+    the step as torch's does, and on accelerators still reads the step count on the host (not yet CUDA-graph
+    safe).
+    """
 
     supports_complex = True  # over the real view, as torch.optim
 
@@ -83,6 +92,7 @@ class NAdam(ZooOptimizer):
         Entry("exp_avg_sq"),
     )
     native_kernel = "nadam"
+    optional_hyper = frozenset({"decoupled_weight_decay"})  # torch < 2.1 had none
 
     def __init__(
         self,
@@ -94,8 +104,11 @@ class NAdam(ZooOptimizer):
         momentum_decay: float = 4e-3,
         decoupled_weight_decay: bool = False,
         *,
-        maximize: bool = False,
         foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -104,8 +117,11 @@ class NAdam(ZooOptimizer):
             weight_decay=weight_decay,
             momentum_decay=momentum_decay,
             decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
             foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
         )
         super().__init__(params, defaults)
 

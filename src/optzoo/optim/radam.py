@@ -68,12 +68,22 @@ __all__ = ["RAdam"]
 
 
 class RAdam(ZooOptimizer):
-    """Rectified Adam (see the module docstring for the update rule)."""
+    """Rectified Adam (see the module docstring for the update rule).
+
+    Drop-in for ``torch.optim.RAdam``: torch 2.13's signature; ``fused`` and ``rectify_threshold`` are optzoo's
+    keyword-only extras. torch's class has no ``fused`` keyword (it raises TypeError); optzoo's keyword-only
+    ``fused=True`` runs optzoo's native single-pass CPU kernel on every tensor it allows, whatever the size, and
+    the reference step on the rest (torch's foreach/fused-vs-differentiable errors apply). fused=False runs no
+    single-pass kernel; differentiable=True always takes the reference step; capturable=True (where torch has
+    it) fails on CPU at the step as torch's does, and on accelerators still reads the step count on the host
+    (not yet CUDA-graph safe).
+    """
 
     supports_complex = True  # over the real view, as torch.optim
 
     state_schema = StateSchema(Entry("step", "step"), Entry("exp_avg"), Entry("exp_avg_sq"))
     native_kernel = "radam"
+    optional_hyper = frozenset({"decoupled_weight_decay", "rectify_threshold"})  # torch < 2.1 had no decoupled
     #: Set by a Lookahead around RAdam (Ranger) for its k-th steps: the synchronisation the
     #: native kernel does in the same pass (see ``SynchronisationInStep``).
     lookahead_sync: SynchronisationInStep | None = None
@@ -87,8 +97,11 @@ class RAdam(ZooOptimizer):
         weight_decay: float = 0.0,
         decoupled_weight_decay: bool = False,
         *,
-        maximize: bool = False,
         foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
         rectify_threshold: float = 5.0,
     ) -> None:
         defaults = dict(
@@ -97,8 +110,11 @@ class RAdam(ZooOptimizer):
             eps=eps,
             weight_decay=weight_decay,
             decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
             foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
             rectify_threshold=rectify_threshold,
         )
         super().__init__(params, defaults)

@@ -63,7 +63,17 @@ __all__ = ["RMSprop"]
 
 
 class RMSprop(ZooOptimizer):
-    """RMSprop, optionally centered and with momentum (see the module docstring)."""
+    """RMSprop, optionally centered and with momentum (see the module docstring).
+
+    Drop-in for ``torch.optim.RMSprop``: torch 2.13's signature (``capturable, foreach, maximize,
+    differentiable`` positional, as torch's); ``fused``, ``eps_inside_sqrt`` and ``init_with_first_grad`` are
+    optzoo's keyword-only extras. torch's class has no ``fused`` keyword (it raises TypeError); optzoo's
+    keyword-only ``fused=True`` runs optzoo's native single-pass CPU kernel on every tensor it allows, whatever
+    the size, and the reference step on the rest (torch's foreach/fused-vs-differentiable errors apply).
+    fused=False runs no single-pass kernel; differentiable=True always takes the reference step; capturable=True
+    (where torch has it) fails on CPU at the step as torch's does, and on accelerators still reads the step
+    count on the host (not yet CUDA-graph safe).
+    """
 
     supports_complex = True  # over the real view, as torch.optim
 
@@ -74,6 +84,7 @@ class RMSprop(ZooOptimizer):
         Entry("grad_avg", when="centered"),
     )
     native_kernel = "rmsprop"
+    optional_hyper = frozenset({"eps_inside_sqrt", "init_with_first_grad"})
 
     def __init__(
         self,
@@ -84,9 +95,12 @@ class RMSprop(ZooOptimizer):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
-        *,
-        maximize: bool = False,
+        capturable: bool = False,
         foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        *,
+        fused: bool | None = None,
         eps_inside_sqrt: bool = False,
         init_with_first_grad: bool = False,
     ) -> None:
@@ -97,8 +111,11 @@ class RMSprop(ZooOptimizer):
             weight_decay=weight_decay,
             momentum=momentum,
             centered=centered,
-            maximize=maximize,
+            capturable=capturable,
             foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            fused=fused,
             eps_inside_sqrt=eps_inside_sqrt,
             init_with_first_grad=init_with_first_grad,
         )

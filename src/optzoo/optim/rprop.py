@@ -64,7 +64,16 @@ def _check_pair(name: str, pair: Any) -> tuple[Any, Any]:
 
 
 class Rprop(ZooOptimizer):
-    """Resilient backpropagation, iRprop- (see the module docstring for the update rule)."""
+    """Resilient backpropagation, iRprop- (see the module docstring for the update rule).
+
+    Drop-in for ``torch.optim.Rprop``: torch 2.13's signature; ``fused`` is optzoo's keyword-only extra. torch's
+    class has no ``fused`` keyword (it raises TypeError); optzoo's keyword-only ``fused=True`` runs optzoo's
+    native single-pass CPU kernel on every tensor it allows, whatever the size, and the reference step on the
+    rest (torch's foreach/fused-vs-differentiable errors apply). fused=False runs no single-pass kernel;
+    differentiable=True always takes the reference step; capturable=True (where torch has it) fails on CPU at
+    the step as torch's does, and on accelerators still reads the step count on the host (not yet CUDA-graph
+    safe).
+    """
 
     supports_complex = True  # over the real view, as torch.optim
 
@@ -82,10 +91,22 @@ class Rprop(ZooOptimizer):
         etas: tuple[float, float] = (0.5, 1.2),
         step_sizes: tuple[float, float] = (1e-6, 50),
         *,
-        maximize: bool = False,
+        capturable: bool = False,
         foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:
-        defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, maximize=maximize, foreach=foreach)
+        defaults = dict(
+            lr=lr,
+            etas=etas,
+            step_sizes=step_sizes,
+            capturable=capturable,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            fused=fused,
+        )
         super().__init__(params, defaults)
 
     def _check_hyper(self, group: dict[str, Any]) -> None:

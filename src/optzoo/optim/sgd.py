@@ -62,7 +62,17 @@ __all__ = ["SGD"]
 
 
 class SGD(ZooOptimizer):
-    """Gradient descent with optional momentum / Nesterov (see the module docstring)."""
+    """Gradient descent with optional momentum / Nesterov (see the module docstring).
+
+    Drop-in for ``torch.optim.SGD``: torch 2.13's signature, positional order included (``weight_decay`` before
+    ``nesterov``); ``velocity_form`` is keyword-only, after torch's parameters. fused=True runs torch's fused
+    kernel, but only on tensors optzoo's allow-list (``_dispatch``) proves it handles: a column slice, a
+    gradient in another layout, CPU float16/bfloat16 take the reference step, where torch's fused=True would
+    hand them to a kernel that updates them wrongly. fused=True with ``velocity_form=True`` is refused (no
+    kernel computes it). fused=False runs no single-pass kernel; differentiable=True always takes the reference
+    step; capturable=True (where torch has it) fails on CPU at the step as torch's does, and on accelerators
+    still reads the step count on the host (not yet CUDA-graph safe).
+    """
 
     supports_complex = True  # over the real view, as torch.optim
     supports_sparse = True
@@ -73,6 +83,8 @@ class SGD(ZooOptimizer):
         Entry("momentum_buffer", when="momentum", lazy=True, nullable=True),
         Entry("velocity", when="velocity_form", lazy=True),
     )
+    optional_hyper = frozenset({"velocity_form"})
+    foreach_refuses_differentiable = False
 
     def __init__(
         self,
@@ -80,21 +92,25 @@ class SGD(ZooOptimizer):
         lr: float = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
-        nesterov: bool = False,
         weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
         maximize: bool = False,
         foreach: bool | None = None,
-        *,
+        differentiable: bool = False,
+        fused: bool | None = None,
         velocity_form: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr,
             momentum=momentum,
             dampening=dampening,
-            nesterov=nesterov,
             weight_decay=weight_decay,
+            nesterov=nesterov,
             maximize=maximize,
             foreach=foreach,
+            differentiable=differentiable,
+            fused=fused,
             velocity_form=velocity_form,
         )
         super().__init__(params, defaults)

@@ -124,6 +124,7 @@ class SWATS(ZooOptimizer):
         Entry("sgd_phase", "flag", fill=False),
         Entry("sgd_lr", "number"),  # Lambda, once switched
     )
+    supports_capturable = False
     native_kernel = "swats"
 
     def __init__(
@@ -137,6 +138,9 @@ class SWATS(ZooOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -146,6 +150,9 @@ class SWATS(ZooOptimizer):
             nesterov=nesterov,
             maximize=maximize,
             foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
         )
         super().__init__(params, defaults)
 
