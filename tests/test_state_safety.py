@@ -218,3 +218,50 @@ def test_a_group_saved_without_the_generic_flags_takes_their_defaults():
     for p in params:
         p.grad = torch.ones_like(p)
     optimizer.step()
+
+
+@pytest.mark.parametrize(
+    ("make", "kernel"),
+    [
+        (lambda p: optzoo.Adam(p, lr=0.1), "_fused_adam_"),
+        (lambda p: optzoo.AdamW(p, lr=0.1), "_fused_adamw_"),
+        (lambda p: optzoo.Adagrad(p, lr=0.1), "_fused_adagrad_"),
+        (lambda p: optzoo.SGD(p, lr=0.1, momentum=0.9), "_fused_sgd_"),
+    ],
+    ids=["adam", "adamw", "adagrad", "sgd-momentum"],
+)
+@pytest.mark.parametrize("first", [True, False], ids=["first-step", "later-step"])
+def test_a_fused_kernel_that_raises_leaves_nothing_half_applied(make, kernel, first, monkeypatch):
+    """Step counters are advanced before a fused kernel runs (torch's kernels read them): if the kernel
+    raises, the counters go back and a momentum buffer made for it is dropped, so the next step is
+    exactly the step that failed."""
+    p = torch.nn.Parameter(torch.randn(64, 3))
+    optimizer = make([p])
+    if not first:
+        p.grad = torch.randn(64, 3)
+        optimizer.step()
+    before = copy.deepcopy(optimizer.state_dict())
+    value = p.detach().clone()
+    real = getattr(torch, kernel)
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("kernel failed")
+
+    monkeypatch.setattr(torch, kernel, failing)
+    p.grad = torch.randn(64, 3)
+    with pytest.raises(RuntimeError, match="kernel failed"):
+        optimizer.step()
+    assert torch.equal(p.detach(), value)
+    if first:  # the state may have been started (as torch starts it before its kernel), but not stepped
+        state = optimizer.state[p]
+        assert "momentum_buffer" not in state
+        assert all(float(v) == 0 for k, v in state.items() if k == "step")
+    else:
+        assert_same_state(optimizer.state_dict(), before)
+    monkeypatch.setattr(torch, kernel, real)
+    optimizer.step()  # the retried step is the one that failed: compare with a run that never failed
+    again = make([torch.nn.Parameter(value.clone())])
+    again.load_state_dict(before)
+    again.param_groups[0]["params"][0].grad = p.grad.clone()
+    again.step()
+    assert torch.equal(p.detach(), again.param_groups[0]["params"][0].detach())
