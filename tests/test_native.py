@@ -18,7 +18,7 @@ import torch
 
 import optzoo
 from harness import expected_kernel_calls
-from optzoo.optim import _native
+from optzoo.optim import _dispatch, _native
 from zoo_table import ALL_CASES
 
 NATIVE = [(case, check) for case in ALL_CASES if case.native for check in case.checks]
@@ -185,8 +185,10 @@ def test_tensors_that_do_not_fit_take_the_reference_step(force_native):
     for a, b in zip(params, expected):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
     state = optimizer.state[params[1]]
-    assert _native.tensors_fit(params[1], [params[1].grad, state["square_avg"]], state["step"])
-    assert not _native.tensors_fit(params[1], [params[1].grad, state["square_avg"][:-1]], state["step"])
+    fits = [params[1]], [params[1].grad], [[state["square_avg"]]], [state["step"]]
+    assert _dispatch.split(*fits) == ([0], [])
+    shorter = [params[1]], [params[1].grad], [[state["square_avg"][:-1]]], [state["step"]]
+    assert _dispatch.split(*shorter) == ([], [0])
 
 
 def test_autograd_sees_the_in_place_update(force_native):
