@@ -8,6 +8,7 @@ An optimizer joins every generic test in ``test_zoo.py`` by adding one
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -110,9 +111,11 @@ def compare_trajectories(
     dtype: torch.dtype,
     steps: int,
     lr_factors: Callable[[int], float] | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> None:
     """Step both optimizers on the same gradients (the model's, at the oracle's parameters)
-    and assert the parameters agree after every step."""
+    and assert the parameters agree after every step; ``after_step(t)``, if given, is called
+    once t steps are done (to check which kernels they took)."""
     problem = TinyProblem(dtype)
     ours_params, oracle_params = problem.params(), problem.params()
     ours, oracle = make_ours(ours_params), make_oracle(oracle_params)
@@ -133,6 +136,8 @@ def compare_trajectories(
                 a.detach(), b.detach(), **TOLERANCE[dtype],
                 msg=lambda m, t=t, i=i: f"step {t}, parameter {i}: {m}",
             )
+        if after_step is not None:
+            after_step(t + 1)
 
 
 def run(make: Callable[[list[torch.Tensor]], Any], steps: int,
@@ -151,7 +156,75 @@ def snapshot(optimizer: Any) -> dict[str, Any]:
     return copy.deepcopy(optimizer.state_dict())
 
 
+# ----------------------------------------------------------------- which kernel runs
+FUSED_KERNELS = ("_fused_sgd_", "_fused_adam_", "_fused_adamw_", "_fused_adagrad_")
+
+# The algorithm whose torch kernel each ``fused`` row's default path takes (its inner one for Lookahead).
+FUSED_ALGORITHM = {
+    "SGD": "sgd",
+    "Lookahead-SGD": "sgd",
+    "Adam": "adam",
+    "Lookahead-Adam": "adam",
+    "AdamW": "adamw",
+    "Adagrad": "adagrad",
+}
+
+
+def expected_fused_kernel(case, hyper):
+    """The torch fused kernel that ``foreach=None`` must take, once a step, on the harness's problem
+    (plain CPU tensors of one dtype in one group: one bucket), decided from the hyper-parameters:
+    None for a row without one and for the paper-form options no fused kernel computes (SGD's
+    velocity form; Adam's eps inside the square root, AMSGrad without bias correction, and
+    decoupled decay scaled by the schedule multiplier instead of the lr)."""
+    if not case.fused:
+        return None
+    algorithm = FUSED_ALGORITHM[case.name]  # a new fused row says here which kernel it takes
+    if algorithm == "sgd":
+        return None if hyper.get("velocity_form", False) else "_fused_sgd_"
+    if algorithm == "adagrad":
+        return "_fused_adagrad_"
+    decoupled = algorithm == "adamw" or hyper.get("decoupled_weight_decay", False)
+    paper_form = hyper.get("eps_inside_sqrt", False) or not hyper.get("amsgrad_bias_correction", True)
+    if paper_form or (decoupled and not hyper.get("decay_scaled_by_lr", True)):
+        return None
+    return "_fused_adamw_" if decoupled else "_fused_adam_"
+
+
 def expected_kernel_calls(case, hyper, steps):
     """Calls of the case's native kernel in ``steps`` steps over one parameter group: one a step,
     or, for Lookahead's synchronisation, one every k-th step."""
     return steps // hyper.get("k", 5) if case.native == "lookahead" else steps
+
+
+def expected_calls(case, hyper, path, steps):
+    """The fused kernel calls, by name, and the calls of the case's own native kernel that ``steps``
+    steps on the harness's problem make along ``path`` (False, True, None, "single" or "native":
+    test_zoo's PATHS), from a fresh optimizer.
+
+    The explicit paths (False, True) take no kernel; the default ones (None, "single", "native")
+    take the fused kernel where there is one, and the native kernel only where ``force_native``
+    lowers its size threshold: the "native" path. There, Lookahead-Adam's native kernel is the
+    synchronisation only: its inner Adam's steps still take the fused kernel.
+    """
+    fused = expected_fused_kernel(case, hyper) if path in (None, "single", "native") else None
+    native = expected_kernel_calls(case, hyper, steps) if path == "native" else 0
+    return Counter({fused: steps} if fused else {}), native
+
+
+# ------------------------------------------------------------------- low precision
+def ulp(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The spacing of ``dtype``'s numbers at each |x| (the subnormals' below the normal range)."""
+    info = torch.finfo(dtype)
+    return info.eps * torch.exp2(torch.floor(torch.log2(x.abs().clamp_min(info.smallest_normal))))
+
+
+def upcast(state_dict: Any, dtype: torch.dtype) -> Any:
+    """A copy of ``state_dict`` with its ``dtype`` tensors cast to float32 (others kept as they are:
+    the float32 step counters, Python floats)."""
+    if isinstance(state_dict, torch.Tensor):
+        return state_dict.float() if state_dict.dtype == dtype else state_dict.clone()
+    if isinstance(state_dict, dict):
+        return {key: upcast(value, dtype) for key, value in state_dict.items()}
+    if isinstance(state_dict, (list, tuple)):
+        return type(state_dict)(upcast(value, dtype) for value in state_dict)
+    return state_dict
