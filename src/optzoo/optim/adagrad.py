@@ -57,10 +57,8 @@ class Adagrad(ZooOptimizer):
     Drop-in for ``torch.optim.Adagrad``: torch 2.13's signature. fused=True runs torch's fused kernel, but only
     on tensors optzoo's allow-list (``_dispatch``) proves it handles: a column slice, a gradient in another
     layout take the reference step, where torch's fused=True would hand them to a kernel that updates them
-    wrongly. On CUDA (torch 2.13 has no CUDA Adagrad kernel) fused=True takes the multi-tensor step. fused=False
-    runs no single-pass kernel; differentiable=True always takes the reference step; capturable=True (where
-    torch has it) fails on CPU at the step as torch's does, and on accelerators still reads the step count on
-    the host (not yet CUDA-graph safe).
+    wrongly. On CUDA (torch 2.13 has no CUDA Adagrad kernel) fused=True takes the multi-tensor step. The other keywords'
+    meanings: the ``optzoo.optim._core`` module docstring.
     """
 
     supports_complex = True  # over the real view, as torch.optim

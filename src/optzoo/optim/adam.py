@@ -72,10 +72,8 @@ class Adam(ZooOptimizer):
     only on tensors optzoo's allow-list (``_dispatch``) proves it handles: a column slice, a gradient in another
     layout take the reference step, where torch's fused=True would hand them to a kernel that updates them
     wrongly. fused=True with a paper-form option (``eps_inside_sqrt``, ``amsgrad_bias_correction=False``,
-    ``decay_scaled_by_lr=False``) is refused: no kernel computes it. fused=False runs no single-pass kernel;
-    differentiable=True always takes the reference step; capturable=True (where torch has it) fails on CPU at
-    the step as torch's does, and on accelerators still reads the step count on the host (not yet CUDA-graph
-    safe).
+    ``decay_scaled_by_lr=False``) is refused: no kernel computes it. The other keywords'
+    meanings: the ``optzoo.optim._core`` module docstring.
     """
 
     supports_complex = True  # over the real view, as torch.optim

@@ -74,13 +74,9 @@ def _times(product: float, mu: float) -> float:
 class NAdam(ZooOptimizer):
     """NAdam / NAdamW (see the module docstring for the update rule).
 
-    Drop-in for ``torch.optim.NAdam``: torch 2.13's signature; ``fused`` is optzoo's keyword-only extra. torch's
-    class has no ``fused`` keyword (it raises TypeError); optzoo's keyword-only ``fused=True`` runs optzoo's
-    native single-pass CPU kernel on every tensor it allows, whatever the size, and the reference step on the
-    rest (torch's foreach/fused-vs-differentiable errors apply). fused=False runs no single-pass kernel;
-    differentiable=True always takes the reference step; capturable=True (where torch has it) fails on CPU at
-    the step as torch's does, and on accelerators still reads the step count on the host (not yet CUDA-graph
-    safe).
+    Drop-in for ``torch.optim.NAdam`` (torch 2.13's signature). One difference: ``fused``, which
+    torch's class lacks, is a keyword-only extra, and ``fused=True`` runs optzoo's native kernel. The
+    keywords' meanings: the ``optzoo.optim._core`` module docstring.
     """
 
     supports_complex = True  # over the real view, as torch.optim

@@ -70,13 +70,9 @@ __all__ = ["RAdam"]
 class RAdam(ZooOptimizer):
     """Rectified Adam (see the module docstring for the update rule).
 
-    Drop-in for ``torch.optim.RAdam``: torch 2.13's signature; ``fused`` and ``rectify_threshold`` are optzoo's
-    keyword-only extras. torch's class has no ``fused`` keyword (it raises TypeError); optzoo's keyword-only
-    ``fused=True`` runs optzoo's native single-pass CPU kernel on every tensor it allows, whatever the size, and
-    the reference step on the rest (torch's foreach/fused-vs-differentiable errors apply). fused=False runs no
-    single-pass kernel; differentiable=True always takes the reference step; capturable=True (where torch has
-    it) fails on CPU at the step as torch's does, and on accelerators still reads the step count on the host
-    (not yet CUDA-graph safe).
+    Drop-in for ``torch.optim.RAdam`` (torch 2.13's signature). Differences: ``fused``, which torch's class
+    lacks, and ``rectify_threshold`` are keyword-only extras, and ``fused=True`` runs optzoo's native kernel.
+    The keywords' meanings: the ``optzoo.optim._core`` module docstring.
     """
 
     supports_complex = True  # over the real view, as torch.optim

@@ -70,9 +70,8 @@ class RMSprop(ZooOptimizer):
     optzoo's keyword-only extras. torch's class has no ``fused`` keyword (it raises TypeError); optzoo's
     keyword-only ``fused=True`` runs optzoo's native single-pass CPU kernel on every tensor it allows, whatever
     the size, and the reference step on the rest (torch's foreach/fused-vs-differentiable errors apply).
-    fused=False runs no single-pass kernel; differentiable=True always takes the reference step; capturable=True
-    (where torch has it) fails on CPU at the step as torch's does, and on accelerators still reads the step
-    count on the host (not yet CUDA-graph safe).
+    The other keywords'
+    meanings: the ``optzoo.optim._core`` module docstring.
     """
 
     supports_complex = True  # over the real view, as torch.optim
