@@ -453,8 +453,7 @@ class ZooOptimizer(Optimizer):
         if (
             rest
             and self.native_kernel is not None
-            and _dispatch.bucket_allowed(_dispatch.NATIVE_DTYPES, params[0])
-            and (group["fused"] or sum(params[i].numel() for i in rest) >= _native.MIN_NUMEL)
+            and _dispatch.native_bucket([params[i] for i in rest], forced=bool(group["fused"]))
         ):
             rest = self._native_update(group, params, grads, states, rest)
         return rest
@@ -538,7 +537,8 @@ class ZooOptimizer(Optimizer):
                 *map(list, zip(*(self._kernel_buffers(group, params[i], states[i]) for i in taken))),
             ]
             per_tensor = self._native_per_tensor(group, taken_states)
-            _native.run(function, by_buffer, [s["step"] for s in taken_states], common + hyper, per_tensor)
+            steps = [self.state_schema.step(s) for s in taken_states]
+            _native.run(function, by_buffer, steps, common + hyper, per_tensor)
             if per_tensor is not None:
                 self._native_after(group, taken_states, per_tensor)
         return rest

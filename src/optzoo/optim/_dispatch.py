@@ -44,6 +44,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import _native
+
 __all__ = [
     "FUSED",
     "NATIVE_DTYPES",
@@ -85,6 +87,15 @@ def bucket_allowed(dtypes: Mapping[str, frozenset[torch.dtype]], first: Tensor) 
     """Whether a kernel declared for ``dtypes`` may take a bucket whose first tensor is ``first``
     (the bucket shares its device, dtype and tensor type)."""
     return type(first) in _PLAIN and first.dtype in dtypes.get(first.device.type, ())
+
+
+def native_bucket(tensors: Sequence[Tensor], forced: bool = False) -> bool:
+    """Whether a native kernel may take this bucket (one device, dtype and tensor type): declared for
+    its device and dtype, and, unless ``fused=True`` forces it, with :data:`_native.MIN_NUMEL`
+    elements or more (below that a step costs microseconds either way, and no compiler is waited for)."""
+    return bucket_allowed(NATIVE_DTYPES, tensors[0]) and (
+        forced or sum(t.numel() for t in tensors) >= _native.MIN_NUMEL
+    )
 
 
 def dense_non_overlapping(t: Tensor) -> bool:

@@ -255,10 +255,7 @@ class Lookahead(Optimizer):
     def _native_synchronise(fast: list[Tensor], slow: list[Tensor], alpha: float) -> tuple[list[Tensor], list[Tensor]]:
         """Both lines of the synchronisation in one pass (kernels/lookahead.cpp) for the tensors
         ``_dispatch``'s allow-list lets it take; returns the fast and slow weights left to do."""
-        if not (
-            _dispatch.bucket_allowed(_dispatch.NATIVE_DTYPES, fast[0])
-            and sum(f.numel() for f in fast) >= _native.MIN_NUMEL
-        ):
+        if not _dispatch.native_bucket(fast):
             return fast, slow
         # The slow weights take the gradients' place: read and written, never in an autograd graph.
         taken, rest = _dispatch.split(fast, slow, [[]] * len(fast), [None] * len(fast))
