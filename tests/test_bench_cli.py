@@ -8,7 +8,7 @@ import json
 import pytest
 
 from optzoo import cli, registry
-from optzoo.lab import benchkit
+from optzoo.lab.training import benchkit
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_ctrl_c_leaves_the_finished_runs_readable(tmp_path, optzoo_main, capsys,
 def test_demo_writes_one_self_contained_page(tmp_path, optzoo_main, monkeypatch):
     import re
 
-    from optzoo.lab import demo_command
+    from optzoo.lab.cli import demo as demo_command
 
     tiny = demo_command.Budget(
         optimizers=("sgd", "adam"), seeds=1, epochs=2, batch_seeds=1, batch_plan=((32, 0.1, 1), (0, 0.5, 2)),

@@ -100,8 +100,7 @@ def test_long_valley_momentum_reaches_tolerance_before_gradient_descent(tmp_path
 
 
 def test_noise_and_explicit_learning_rates(tmp_path):
-    from optzoo.lab.surfaces import SURFACES, Noisy
-    from optzoo.lab.trajectory import run_trajectory
+    from optzoo.lab.surfaces import SURFACES, Noisy, run_trajectory
 
     surface(tmp_path, "--function", "himmelblau", "--optimizers", "sgd,adam", "--noise", "2", "--seed", "4",
             "--lr", "sgd=0.005", "--lr", "adam=0.1", "--steps", "150")

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from optzoo.lab import trajectory as trajectory_module
-from optzoo.lab.surfaces import SURFACES, Noisy, surface
-from optzoo.lab.trajectory import run_trajectories, run_trajectory, tuned_lr, tuned_lrs
-from optzoo.lab.tune_surfaces import FIRST_STEP, calibrated_lr
+from optzoo.lab.surfaces import SURFACES, Noisy, run_trajectories, run_trajectory, surface, tuned_lr, tuned_lrs
+from optzoo.lab.surfaces import trajectory as trajectory_module
+from optzoo.lab.surfaces.tune import FIRST_STEP, calibrated_lr
 
 BOUNDED = [s for s in SURFACES.values() if s.bounded]
 DEFAULT_OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
@@ -215,7 +214,7 @@ def test_two_dimensional_runs_are_instant():
 
 def test_tuned_learning_rates_ship_with_the_package():
     table = trajectory_module._tuned_table()
-    assert table["command"].startswith("python -m optzoo.lab.tune_surfaces")
+    assert table["command"].startswith("python -m optzoo.lab.surfaces.tune")
     assert "criterion" in table and table["grid"]
     lrs = tuned_lrs()
     assert set(lrs) == set(SURFACES)
@@ -247,18 +246,18 @@ def test_saddle_learning_rates_are_calibrated_to_the_same_first_step():
 def test_data_file_is_valid_json_next_to_the_module():
     from importlib import resources
 
-    text = resources.files("optzoo.lab").joinpath("data/surface_lrs.json").read_text(encoding="utf-8")
+    text = resources.files("optzoo.lab.surfaces").joinpath("data/surface_lrs.json").read_text(encoding="utf-8")
     assert json.loads(text)["lrs"]
 
 
 def test_tune_command_reproduces_the_shipped_numbers(tmp_path, capsys):
-    from optzoo.lab import tune_surfaces
+    from optzoo.lab.surfaces import tune as tune_surfaces
 
     out = tmp_path / "lrs.json"
     assert tune_surfaces.main(["--surfaces", "long-valley,saddle", "--optimizers", "momentum", "--out", str(out),
                                "--quiet"]) == 0
     document = json.loads(out.read_text())
-    assert document["command"].startswith("python -m optzoo.lab.tune_surfaces --surfaces long-valley,saddle")
+    assert document["command"].startswith("python -m optzoo.lab.surfaces.tune --surfaces long-valley,saddle")
     for function in ("long-valley", "saddle"):
         assert document["lrs"][function] == {"momentum": tuned_lr(function, "momentum")}
     with pytest.raises(SystemExit):

@@ -7,9 +7,7 @@ import math
 import pytest
 import torch
 
-from optzoo.lab import benchkit
-from optzoo.lab.problems import problem, problems
-from optzoo.lab.training import BatchSampler, RunConfig, load_checkpoint, train
+from optzoo.lab.training import BatchSampler, RunConfig, benchkit, load_checkpoint, problem, problems, train
 
 
 def _params(result):

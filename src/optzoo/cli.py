@@ -1,6 +1,6 @@
 """The ``optzoo`` command.
 
-Each sub-command lives in its own module under ``optzoo.lab`` that exposes
+Each sub-command lives in its own module under ``optzoo.lab.cli`` that exposes
 ``add_arguments(parser)`` and ``run(args) -> int``; this file only wires them,
 so that ``optzoo --help`` stays fast (a module imports matplotlib or torch's
 heavier parts only inside ``run``).
@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "list": ("optzoo.lab.list_command", "list the optimizers and schedules, one line each"),
-    "surface": ("optzoo.lab.surface_command", "optimizers' paths on a test surface: plot, GIF and table"),
-    "schedule": ("optzoo.lab.schedule_command", "plot the learning rate over steps for chosen schedules"),
-    "lr-find": ("optzoo.lab.lr_find_command", "the LR range test on a bundled problem, with plot and suggestion"),
-    "bench": ("optzoo.lab.bench_command", "train real problems with chosen optimizers and seeds; curves and report"),
-    "demo": ("optzoo.lab.demo_command", "the whole lab on embedded defaults, into optzoo-report/index.html"),
+    "list": ("optzoo.lab.cli.listing", "list the optimizers and schedules, one line each"),
+    "surface": ("optzoo.lab.cli.surface", "optimizers' paths on a test surface: plot, GIF and table"),
+    "schedule": ("optzoo.lab.cli.schedule", "plot the learning rate over steps for chosen schedules"),
+    "lr-find": ("optzoo.lab.cli.lr_find", "the LR range test on a bundled problem, with plot and suggestion"),
+    "bench": ("optzoo.lab.cli.bench", "train real problems with chosen optimizers and seeds; curves and report"),
+    "demo": ("optzoo.lab.cli.demo", "the whole lab on embedded defaults, into optzoo-report/index.html"),
 }
 
 
@@ -43,6 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished results are on disk", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`optzoo list | head`): stop quietly, as Unix tools do; pointing stdout at
+        # /dev/null keeps the interpreter's final flush from raising the same error again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .surfaces import Surface
-from .trajectory import Trajectory
+from ..surfaces.functions import Surface
+from ..surfaces.trajectory import Trajectory
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -83,8 +83,8 @@ class _Counted:
 
 def run(args: argparse.Namespace) -> int:
     """Run the range test and write the plot, the JSON and the markdown summary."""
-    from .. import registry
-    from .cli_support import fail, parse_names, parse_number, prepare_out, progress
+    from ... import registry
+    from .support import fail, parse_names, parse_number, prepare_out, progress
 
     problem_name = args.problem.strip().lower()
     if problem_name not in PROBLEMS:
@@ -108,11 +108,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     try:
-        from ..schedules import lr_range_test
+        from ...schedules import lr_range_test
     except ImportError:
         fail(COMMAND, "optzoo.schedules.lr_range_test is not available in this installation")
-    from . import plots
-    from .problems import problem
+    from ..reporting import plots
+    from ..training.problems import problem
 
     task = problem(problem_name)
     torch.manual_seed(seed)

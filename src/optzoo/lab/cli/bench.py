@@ -117,8 +117,8 @@ def command_line(args: argparse.Namespace, optimizers: list[str], lrs: dict[str,
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; 0 when at least one run trained, 2 for bad arguments, 1 for an unwritable output."""
-    from .. import registry
-    from .problems import problems
+    from ... import registry
+    from ..training.problems import problems
 
     valid_problems = problems()
     if args.problem not in valid_problems:
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         return _fail("--workers must be at least 1")
 
-    from .problems import problem
+    from ..training.problems import problem
 
     task = problem(args.problem, args.split_seed)
     if args.epochs is None:
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     if reason:
         return _fail(reason, code=1)
 
-    from . import benchkit
+    from ..training import benchkit
 
     final_lrs = {name: lrs.get(name, task.default_lr(name, args.batch_size)) for name in optimizers}
     jobs = []
@@ -217,7 +217,7 @@ def write_report(
 
     import torch
 
-    from . import benchkit
+    from ..training import benchkit
 
     summaries = benchkit.summarize(rows)
     if pictures:

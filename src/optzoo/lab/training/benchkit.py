@@ -45,7 +45,7 @@ __all__ = [
 
 @dataclass
 class Job:
-    """One run: ``config`` holds :class:`~optzoo.lab.training.RunConfig` fields."""
+    """One run: ``config`` holds :class:`~optzoo.lab.training.loop.RunConfig` fields."""
 
     problem: str
     config: dict[str, Any]
@@ -70,8 +70,8 @@ def _init_worker() -> None:
 
 def run_job(job: Job) -> list[dict[str, Any]]:
     """Run one job in this process and return its rows (one per epoch)."""
+    from .loop import RunConfig, train
     from .problems import problem
-    from .training import RunConfig, train
 
     result = train(problem(job.problem, job.split_seed), RunConfig(**job.config))
     return result.rows(label=job.label, **job.extra)
@@ -144,7 +144,7 @@ def _run_pool(jobs: Sequence[Job], workers: int, finished: Callable[[list[dict[s
     # forkserver: workers fork from a clean server that has imported the lab once
     # (never from a parent whose OpenMP pool may already be running).
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch._dynamo", "optzoo.lab.training", "optzoo.lab.problems"])
+    context.set_forkserver_preload(["torch._dynamo", "optzoo.lab.training.loop", "optzoo.lab.training.problems"])
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
     try:
         pending = {executor.submit(run_job, job) for job in jobs}

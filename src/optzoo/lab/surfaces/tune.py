@@ -1,7 +1,7 @@
 """Grid-search a default learning rate for every optimizer on every test surface.
 
-Run ``python -m optzoo.lab.tune_surfaces`` (add ``--help`` for the options); it rewrites
-``optzoo/lab/data/surface_lrs.json``, which ``optzoo surface`` reads when no ``--lr``
+Run ``python -m optzoo.lab.surfaces.tune`` (add ``--help`` for the options); it rewrites
+``optzoo/lab/surfaces/data/surface_lrs.json``, which ``optzoo surface`` reads when no ``--lr``
 is given. The file records the command, the grid, the criterion and each winner's
 result, so that the numbers can be checked and reproduced.
 
@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from .. import registry
-from .surfaces import SURFACES, Surface
+from ... import registry
+from .functions import SURFACES, Surface
 from .trajectory import Trajectory, run_trajectories
 
 __all__ = ["CRITERION", "DEFAULT_GRID", "best_lr", "calibrated_lr", "main", "tune"]
@@ -141,7 +141,7 @@ def tune(
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: tune and write the JSON data file."""
     parser = argparse.ArgumentParser(
-        prog="python -m optzoo.lab.tune_surfaces",
+        prog="python -m optzoo.lab.surfaces.tune",
         description="Grid-search default learning rates for every optimizer on every test surface.",
     )
     parser.add_argument("--surfaces", default=",".join(SURFACES),
@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown optimizer {', '.join(unknown)}; choose from: {', '.join(registry.optimizers())}")
 
     table = tune(surfaces, optimizers, DEFAULT_GRID, args.steps, progress=not args.quiet)
-    command = "python -m optzoo.lab.tune_surfaces" + "".join(
+    command = "python -m optzoo.lab.surfaces.tune" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:])
     )
     document = {

@@ -18,7 +18,7 @@ None``; on them an optimizer succeeds by *escaping*: reaching ``escape_loss``.
 
 Example:
     >>> import torch
-    >>> from optzoo.lab.surfaces import SURFACES
+    >>> from optzoo.lab.surfaces.functions import SURFACES
     >>> beale = SURFACES["beale"]
     >>> float(beale(torch.tensor([3.0, 0.5], dtype=torch.float64)))
     0.0

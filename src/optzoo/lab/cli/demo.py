@@ -77,7 +77,7 @@ def _say(message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and write ``<out>/index.html``; 0 on success, 1 if the output folder cannot be written."""
-    from .bench_command import check_writable
+    from .bench import check_writable
 
     out = Path(args.out)
     reason = check_writable(out)
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     budget = QUICK if args.quick else Budget()
     progress = not args.no_progress
 
-    from .report import Report
+    from ..reporting.html import Report
 
     started = time.perf_counter()
     report = Report(
@@ -162,9 +162,9 @@ def _fmt(value: float, digits: int = 3) -> str:
 
 def _surfaces(report: Any, assets: Path, budget: Budget, args: argparse.Namespace,
               progress: bool) -> list[tuple[str, str, str]]:
-    from . import plots
-    from .surfaces import SURFACES as TABLE
-    from .trajectory import run_trajectories
+    from ..reporting import plots
+    from ..surfaces.functions import SURFACES as TABLE
+    from ..surfaces.trajectory import run_trajectories
 
     section = report.section(
         "Optimizers on test surfaces",
@@ -221,7 +221,7 @@ SCHEDULE_NOTES: dict[str, str] = {
 
 def _schedule_curve(name: str, steps: int, lr: float = 0.1) -> list[float]:
     """The LR curve of ``name`` with the hyper-parameters ``optzoo schedule`` uses for ``steps`` steps."""
-    from .schedule_command import DEFAULT_HYPER, lr_curve
+    from .schedule import DEFAULT_HYPER, lr_curve
 
     hyper = DEFAULT_HYPER[name](steps, lr) if name in DEFAULT_HYPER else {}
     return lr_curve(name, steps, lr, hyper)
@@ -231,7 +231,7 @@ def _schedules(report: Any, assets: Path, budget: Budget, args: argparse.Namespa
                progress: bool) -> list[tuple[str, str, str]]:
     import warnings
 
-    from .. import registry
+    from ... import registry
 
     available = registry.schedules()
     curves: dict[str, list[float]] = {}
@@ -265,7 +265,7 @@ def _schedules(report: Any, assets: Path, budget: Budget, args: argparse.Namespa
 
 
 def _schedule_grid(curves: dict[str, list[float]], notes: dict[str, str], path: Path) -> Path:
-    from .benchkit import _colors, _pyplot, _save_fig
+    from ..training.benchkit import _colors, _pyplot, _save_fig
 
     plt = _pyplot()
     names = list(curves)
@@ -296,7 +296,7 @@ def _lr_find(report: Any, assets: Path, budget: Budget, args: argparse.Namespace
              progress: bool) -> list[tuple[str, str, str]]:
     import importlib
 
-    module = importlib.import_module("optzoo.lab.lr_find_command")
+    module = importlib.import_module("optzoo.lab.cli.lr_find")
     section = report.section(
         "LR range test",
         "Smith's test: train for a short while with a learning rate that grows exponentially from tiny to huge, "
@@ -351,8 +351,8 @@ def _run_command(module: Any, folder: Path, quick: bool = False) -> tuple[list[P
 
 def _training(report: Any, assets: Path, budget: Budget, args: argparse.Namespace,
               progress: bool) -> list[tuple[str, str, str]]:
-    from . import benchkit
-    from .problems import problem
+    from ..training import benchkit
+    from ..training.problems import problem
 
     mlp = problem("digits-mlp")
     kmeans = problem("kmeans")
@@ -394,7 +394,7 @@ def _batch_label(batch: int, n: int) -> str:
 
 
 def _summary_rows(summaries: list[Any]) -> tuple[list[str], list[list[str]]]:
-    from .benchkit import summary_table
+    from ..training.benchkit import summary_table
 
     headers, body = summary_table(summaries)
     keep = [0, 1, 2, 3, 4, 5, 6, 8, 10, 11]  # drop the val-loss and test columns here: the page is for eyes
@@ -403,7 +403,7 @@ def _summary_rows(summaries: list[Any]) -> tuple[list[str], list[list[str]]]:
 
 def _optimizer_study(report: Any, assets: Path, rows: list[dict[str, Any]],
                      budget: Budget) -> list[tuple[str, str, str]]:
-    from . import benchkit
+    from ..training import benchkit
 
     summaries = benchkit.summarize(rows)
     section = report.section(
@@ -473,7 +473,7 @@ def _optimizer_story(usable: list[Any]) -> str:
 
 
 def _batch_study(report: Any, assets: Path, rows: list[dict[str, Any]], n: int) -> list[tuple[str, str, str]]:
-    from . import benchkit
+    from ..training import benchkit
 
     if not rows:
         return []
@@ -519,7 +519,7 @@ def _batch_study(report: Any, assets: Path, rows: list[dict[str, Any]], n: int) 
 
 
 def _kmeans_study(report: Any, assets: Path, rows: list[dict[str, Any]], n: int) -> list[tuple[str, str, str]]:
-    from . import benchkit
+    from ..training import benchkit
 
     if not rows:
         return []

@@ -18,7 +18,7 @@ One call of :func:`train` is one run (one problem, one optimizer, one seed):
 * a NaN or infinite loss ends the run with status ``"diverged"``.
 
 Example:
-    >>> from optzoo.lab.problems import problem
+    >>> from optzoo.lab.training.problems import problem
     >>> result = train(problem("diabetes-linreg"), RunConfig("sgd", epochs=3, seed=1))
     >>> result.status, len(result.epochs), result.metric_name
     ('ok', 4, 'R^2')
@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import registry
+from ... import registry
 from .problems import Problem
 
 __all__ = ["BatchSampler", "EpochRecord", "RunConfig", "RunResult", "load_checkpoint", "train"]

@@ -2,13 +2,13 @@
 
 The point is a single float64 parameter of two scalars, so a run of a few hundred steps
 takes milliseconds. Unless the caller passes ``lr``, each optimizer runs with the
-learning rate tuned for it on that surface by ``python -m optzoo.lab.tune_surfaces``
-(stored in ``optzoo/lab/data/surface_lrs.json``), or the optimizer's own default where
+learning rate tuned for it on that surface by ``python -m optzoo.lab.surfaces.tune``
+(stored in ``optzoo/lab/surfaces/data/surface_lrs.json``), or the optimizer's own default where
 no tuned value exists.
 
 Example:
-    >>> from optzoo.lab.surfaces import SURFACES
-    >>> from optzoo.lab.trajectory import run_trajectory
+    >>> from optzoo.lab.surfaces.functions import SURFACES
+    >>> from optzoo.lab.surfaces.trajectory import run_trajectory
     >>> run = run_trajectory(SURFACES["long-valley"], "momentum", steps=300, lr=0.3)
     >>> run.path.shape, run.status, run.steps_to_tol is not None
     ((301, 2), 'converged', True)
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import registry
-from .surfaces import Point, Surface
+from ... import registry
+from .functions import Point, Surface
 
 __all__ = ["STATUSES", "Trajectory", "default_lr", "run_trajectories", "run_trajectory", "tuned_lr", "tuned_lrs"]
 
@@ -112,7 +112,7 @@ def _finite_or_none(value: float) -> float | None:
 @functools.lru_cache(maxsize=1)
 def _tuned_table() -> dict[str, Any]:
     try:
-        text = resources.files("optzoo.lab").joinpath(DATA_FILE).read_text(encoding="utf-8")
+        text = resources.files("optzoo.lab.surfaces").joinpath(DATA_FILE).read_text(encoding="utf-8")
     except (FileNotFoundError, ModuleNotFoundError, OSError):
         return {}
     return json.loads(text)
@@ -149,7 +149,7 @@ def run_trajectory(
     """Run ``optimizer_name`` (a registry name) for ``steps`` steps on ``function``.
 
     Args:
-        function: the surface (a :class:`~optzoo.lab.surfaces.Surface`, noisy or not).
+        function: the surface (a :class:`~optzoo.lab.surfaces.functions.Surface`, noisy or not).
         optimizer_name: any name of :func:`optzoo.registry.optimizers`.
         start: the start point (default: the surface's).
         steps: how many optimizer steps (default: the surface's ``steps``).

@@ -26,13 +26,13 @@ DEFAULT_OPTIMIZERS = "sgd,momentum,nesterov,adagrad,rmsprop,adam"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``optzoo surface``."""
-    from .surfaces import SURFACES
+    from ..surfaces.functions import SURFACES
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         f"functions: {', '.join(SURFACES)}\n"
         "without --lr, each optimizer runs with the learning rate tuned for it on that function\n"
-        "(python -m optzoo.lab.tune_surfaces; on the saddles: calibrated to the same first step).\n"
+        "(python -m optzoo.lab.surfaces.tune; on the saddles: calibrated to the same first step).\n"
         "example: optzoo surface --function saddle --optimizers sgd,momentum,adam --gif --out surf"
     )
     parser.add_argument("--function", default="beale", metavar="NAME",
@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse_lrs(items: list[str], optimizers: list[str]) -> dict[str, float]:
-    from .cli_support import fail, parse_number, split_assignments
+    from .support import fail, parse_number, split_assignments
 
     lrs: dict[str, float] = {}
     for item in split_assignments(items):
@@ -105,9 +105,9 @@ def results_table(surface: Any, runs: list[Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen optimizers on the surface and write the pictures and the table."""
-    from .. import registry
-    from .cli_support import fail, parse_names, parse_number, parse_point, prepare_out, progress
-    from .surfaces import SURFACES, Noisy
+    from ... import registry
+    from ..surfaces.functions import SURFACES, Noisy
+    from .support import fail, parse_names, parse_number, parse_point, prepare_out, progress
 
     name = args.function.strip().lower()
     if name not in SURFACES:
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     lrs = _parse_lrs(args.lr, optimizers)
     out = prepare_out(COMMAND, args.out)
 
-    from .trajectory import run_trajectories, tuned_lr
+    from ..surfaces.trajectory import run_trajectories, tuned_lr
 
     function = Noisy(surface, sigma=noise, seed=seed) if noise > 0 else surface
     specs = [(o, {"lr": lrs[o]} if o in lrs else {}) for o in optimizers]
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as error:
         fail(COMMAND, str(error).splitlines()[0])
 
-    from . import plots
+    from ..reporting import plots
 
     stem = name
     files = {"contour": out / f"{stem}.png", "loss": out / f"{stem}_loss.png",

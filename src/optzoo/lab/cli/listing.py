@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import registry
+from ... import registry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -115,7 +115,7 @@ def lr_curve(name: str, steps: int, lr: float, hyper: dict[str, Any]) -> list[fl
     """The learning rate at steps ``0 .. steps - 1`` of schedule ``name`` built through the registry."""
     import torch
 
-    from .. import registry
+    from ... import registry
 
     weight = torch.nn.Parameter(torch.zeros(1))
     optimizer = registry.optimizer("sgd", [weight], lr=lr)
@@ -132,7 +132,7 @@ def lr_curve(name: str, steps: int, lr: float, hyper: dict[str, Any]) -> list[fl
 
 
 def _parse_sets(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
-    from .cli_support import fail
+    from .support import fail
 
     overrides: dict[str, dict[str, Any]] = {}
     for item in items:
@@ -153,8 +153,8 @@ def _parse_sets(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]
 
 def run(args: argparse.Namespace) -> int:
     """Build, step and plot the chosen schedules."""
-    from .. import registry
-    from .cli_support import fail, parse_names, parse_number, prepare_out, progress
+    from ... import registry
+    from .support import fail, parse_names, parse_number, prepare_out, progress
 
     names = parse_names(COMMAND, "--schedules", args.schedules, registry.schedules(), "schedule")
     steps = int(parse_number(COMMAND, "--steps", args.steps, minimum=2, integer=True))
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = _parse_sets(args.set, names)
     out = prepare_out(COMMAND, args.out)
 
-    from . import plots
+    from ..reporting import plots
 
     curves: dict[str, list[float]] = {}
     used: dict[str, dict[str, Any]] = {}

@@ -1,0 +1,1 @@
+"""Reporting: the pictures (``plots``) and the self-contained HTML page (``html``)."""
